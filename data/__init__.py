@@ -1,0 +1,1 @@
+"""Ingestion: sources, video I/O, Ray Data steps, shard writer, scheduled ingestion, synth."""

@@ -1,0 +1,1 @@
+"""Evaluation: prompt suites, sampling jobs, quality and safety scorers, reports, the demo job."""

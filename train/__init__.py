@@ -1,0 +1,1 @@
+"""Training: models, diffusion process, shard loader, DeepSpeed engine, trainer, checkpoints, sampling."""
