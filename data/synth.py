@@ -57,7 +57,8 @@ class SynthConfig(JobConfig, SynthSettings):
 CONFIG = SynthConfig
 
 
-def _check(cfg: SynthSettings) -> list[dict[str, str]]:
+def check(cfg: SynthSettings) -> list[dict[str, str]]:
+    """Validate the settings (ConfigError names the field); returns the parsed held-out combinations."""
     if cfg.num_videos < 0:
         raise ConfigError(f"num_videos={cfg.num_videos} must be zero or more")
     for key in ("width", "height"):
@@ -74,6 +75,8 @@ def _check(cfg: SynthSettings) -> list[dict[str, str]]:
         combos = [vocab.parse_combo(text) for text in cfg.holdout]
     except ValueError as err:
         raise ConfigError(f"holdout: {err}") from err
+    if not allowed_scenes(combos)[0]:
+        raise ConfigError(f"holdout={cfg.holdout} holds out every attribute combination; nothing is left to render")
     return combos
 
 
@@ -163,10 +166,8 @@ def run(cfg: SynthConfig, ctx: Any) -> dict[str, Any]:
 
 def write_videos(cfg: SynthSettings, output: str) -> dict[str, Any]:
     """Render and write `cfg.num_videos` videos, their sidecars, heldout.json and synth.json to `output`."""
-    combos = _check(cfg)
+    combos = check(cfg)
     keep, held = allowed_scenes(combos)
-    if not keep:
-        raise ConfigError(f"holdout={cfg.holdout} holds out every attribute combination; nothing is left to render")
     frames = round(cfg.fps * cfg.seconds)
     settings = EncodeSettings(fps=cfg.fps, crf=cfg.crf)
     storage.makedirs(output)

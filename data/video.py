@@ -14,6 +14,9 @@ class EncodeSettings:
     crf: int = 18  # x264 constant rate factor: lower is better quality and bigger files
     preset: str = "veryfast"  # x264 speed/size trade-off
     threads: int = 1  # encoder threads; 1 keeps the output identical across machines
+    # x264's macroblock-tree rate control makes the bytes differ between runs on the same frames
+    # (seen with PyAV 18 / x264 core 165); off, the same frames always give the same file.
+    deterministic: bool = True
 
 
 def encode_mp4(frames: np.ndarray, settings: EncodeSettings) -> bytes:
@@ -37,9 +40,12 @@ def encode_mp4(frames: np.ndarray, settings: EncodeSettings) -> bytes:
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = settings.threads
-        stream.options = {"crf": str(settings.crf), "preset": settings.preset}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+        stream.options = {"crf": str(settings.crf), "preset": settings.preset, "threads": str(settings.threads),
+                          **({"x264-params": "mbtree=0"} if settings.deterministic else {})}
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            picture.pts, picture.time_base = index, 1 / rate
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator
 
 import yaml
-
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -2,7 +2,8 @@
 
 `launch` hands the command line to a Hydra app (so overrides, `--help`, `-m` and the rest are
 Hydra's own); each Hydra task converts the config to the job's dataclass once and calls
-`run_job`, which gives the job a `JobContext`.
+`run_job`, which gives the job a `JobContext`. A job module may define `check(cfg)`, which raises
+ConfigError before anything is written.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from reelforge.platform import storage
 from reelforge.platform.config import ConfigError, JobConfig, to_dataclass
 from reelforge.platform.logs import setup_logging
-from reelforge.platform.rundir import RunDir
+from reelforge.platform.rundir import RunDir, redact_argv
 from reelforge.platform.tracking import NoopTracker, Tracker, make_tracker, redact, secret_values
 
 log = logging.getLogger("reelforge")
@@ -66,7 +67,16 @@ def launch(name: str, module: ModuleType, conf: str, args: list[str], settings: 
         if hc.mode == RunMode.MULTIRUN:
             output = storage.join(output, str(hc.job.num))
         cfg.output = output
-        code = run_job(name, module, cfg, OmegaConf.to_container(dcfg, resolve=True), ["reelforge", name, *args])
+        check = getattr(module, "check", None)
+        if check is not None:
+            try:
+                check(cfg)
+            except ConfigError as err:
+                print(f"reelforge {name}: config error: {err}", file=sys.stderr)
+                raise SystemExit(EXIT_USAGE) from None
+        # Libraries that record the command line (wandb does) must not see secrets passed as overrides.
+        sys.argv = redact_argv(sys.argv)
+        code = run_job(name, module, cfg, OmegaConf.to_container(dcfg, resolve=True), redact_argv(["reelforge", name, *args]))
         if code and hc.mode != RunMode.MULTIRUN:
             raise SystemExit(code)
         return code

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,20 +75,53 @@ def ray_session(cfg: ClusterConfig, runtime_env: dict[str, Any] | None = None) -
         return
     # Ray prints a warning and falls back when the address is "local" but RAY_ADDRESS is set.
     saved_address = os.environ.pop("RAY_ADDRESS", None) if cfg.mode == "local" else None
-    previous_term = signal.getsignal(signal.SIGTERM)
+    loopback = _loopback_only() if cfg.mode == "local" else contextlib.nullcontext()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.getsignal(signal.SIGTERM) if main_thread else None
     try:
+        loopback.__enter__()
         log.info("starting Ray (%s)", "embedded on 127.0.0.1" if cfg.mode == "local" else kwargs["address"])
         ray.init(**kwargs)
-        # ray.init installs its own SIGTERM handler; make SIGTERM unwind this block like Ctrl-C.
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        if main_thread:
+            # ray.init installs its own SIGTERM handler; make SIGTERM unwind this block like Ctrl-C.
+            signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         resources = ray.cluster_resources()
         log.info("Ray resources: %s", {k: v for k, v in resources.items() if not k.startswith("node:")})
         yield ray
     finally:
         ray.shutdown()
-        signal.signal(signal.SIGTERM, previous_term)
+        loopback.__exit__(None, None, None)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous_term)
         if saved_address is not None:
             os.environ["RAY_ADDRESS"] = saved_address
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Make the embedded Ray bind to 127.0.0.1.
+
+    On Linux `ray.init` swaps a loopback `_node_ip_address` for the machine's routable address
+    unless Ray's single-machine switch (the one it uses on macOS and Windows) is on. We turn that
+    switch on for this process and, through the environment, for the processes Ray starts.
+    """
+    from ray._private import ray_constants
+
+    saved_env = os.environ.get(_SINGLE_MACHINE_ENV)
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_MACHINE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(_SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[_SINGLE_MACHINE_ENV] = saved_env
+
+
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:

@@ -32,10 +32,11 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         return fsspec.core.url_to_fs(str(uri))
     except ImportError as err:
         proto = str(uri).split("://", 1)[0]
-        pkg = _PROTOCOL_EXTRAS.get(proto, f"the fsspec driver for {proto}://")
-        raise ImportError(
-            f"{uri!r} needs {pkg}; install it with: pip install 'reelforge[cloud]'"
-        ) from err
+        pkg = _PROTOCOL_EXTRAS.get(proto)
+        if pkg is None:
+            raise ImportError(f"{uri!r} needs the fsspec driver for {proto}://: {err}") from err
+        extra = " (or pip install 'reelforge[cloud]')" if pkg in ("s3fs", "gcsfs") else ""
+        raise ImportError(f"{uri!r} needs {pkg}; install it with: pip install {pkg}{extra}") from err
 
 
 def is_local(uri: str) -> bool:

@@ -17,7 +17,10 @@ from typing import Any, Protocol
 from reelforge.platform.config import TrackingConfig, check_choice
 
 REDACTED = "***"
-_SECRET_KEY = re.compile(r"(api_?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+# Key names that hold secrets: `api_key`, `hf_token`, `aws_secret_access_key`; not `max_tokens`.
+_SECRET_KEY = re.compile(
+    r"(^|[_.-])(api_?key|access_key|private_key|token|secret|password|passwd|credentials?)$", re.IGNORECASE
+)
 # Values shorter than this are not scrubbed from free text: they would match ordinary words.
 _MIN_SECRET_LEN = 6
 
