@@ -11,6 +11,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -126,6 +127,7 @@ class RunDir:
             for f in sorted(Path(self.local).rglob("*")):
                 if f.is_file():
                     storage.put_file(str(f), storage.join(self.path, *f.relative_to(self.local).parts))
+            shutil.rmtree(self.local, ignore_errors=True)
 
 
 def redact_argv(argv: list[str]) -> list[str]:
