@@ -47,7 +47,8 @@ class Scene:
 
     def caption(self) -> str:
         adverb = SPEEDS[self.speed][0]
-        return f"a {self.color} {self.shape} moving {self.direction} {adverb} on a {self.background} background"
+        article = "an" if self.color[0] in "aeiou" else "a"
+        return f"{article} {self.color} {self.shape} moving {self.direction} {adverb} on a {self.background} background"
 
     def as_dict(self) -> dict[str, str]:
         return {k: getattr(self, k) for k in ATTRIBUTES}
@@ -84,7 +85,7 @@ def matches(scene: Scene, combo: dict[str, str]) -> bool:
 
 
 _CAPTION = re.compile(
-    r"\ba (?P<color>\w+) (?P<shape>\w+) moving (?P<direction>\w+) (?P<adverb>\w+) on an? (?P<background>\w+) background"
+    r"\ban? (?P<color>\w+) (?P<shape>\w+) moving (?P<direction>\w+) (?P<adverb>\w+) on an? (?P<background>\w+) background"
 )
 
 
