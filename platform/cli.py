@@ -36,6 +36,13 @@ JOBS: dict[str, JobSpec] = {
     "schedule": JobSpec("reelforge.data.schedule", "run ingestion on a cron schedule"),
 }
 
+# Commands that manage jobs on an existing Ray cluster (platform/jobs.py), not Hydra apps.
+CLUSTER_COMMANDS = {
+    "submit": "submit a job to a Ray cluster: reelforge submit <job> [overrides] [--address URL] [--no-wait]",
+    "status": "show a submitted job's status: reelforge status <job-id>",
+    "stop": "stop a submitted job: reelforge stop <job-id>",
+}
+
 # Hydra settings every job shares: Hydra itself writes nothing (no outputs/ folder, no .hydra/,
 # no log files); the job's run folder under `output=` is the only record.
 HYDRA_SETTINGS = (
@@ -72,6 +79,8 @@ def print_overview() -> None:
     for name, spec in JOBS.items():
         there = importlib.util.find_spec(spec.module) is not None
         lines.append(f"  {name:<9} {spec.summary}{'' if there else '  [not in this build]'}")
+    lines += ["", "On an existing Ray cluster (RAY_ADDRESS or --address http://HEAD:8265):"]
+    lines += [f"  {name:<9} {text}" for name, text in CLUSTER_COMMANDS.items()]
     lines += ["", "Examples:", "  reelforge synth output=videos num_videos=24 seed=0",
               "  reelforge demo", "  reelforge synth --cfg job"]
     print("\n".join(lines))
@@ -112,10 +121,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"reelforge {version('reelforge')}")
         return
     name, rest = argv[0], argv[1:]
+    if name in CLUSTER_COMMANDS:
+        from reelforge.platform import jobs
+
+        jobs.main(name, rest)
+        return
     if name not in JOBS:
-        near = difflib.get_close_matches(name, list(JOBS), n=3, cutoff=0.5)
+        near = difflib.get_close_matches(name, [*JOBS, *CLUSTER_COMMANDS], n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-        usage_error(f"unknown job {name!r}.{hint} Jobs: {', '.join(JOBS)}. See `reelforge --help`.")
+        usage_error(f"unknown job {name!r}.{hint} Jobs: {', '.join(JOBS)}; cluster commands: "
+                    f"{', '.join(CLUSTER_COMMANDS)}. See `reelforge --help`.")
     module = load_job(name)
 
     from reelforge.platform import configcheck, jobrun

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,52 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([reelforge_exe(), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 90) -> None:
+    import socket
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, "the process serving the port exited"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"nothing listened on port {port} within {seconds}s")
+
+
+@dataclass
+class RayHead:
+    address: str  # GCS address for ray.init / cluster.address
+    jobs_address: str  # Ray Jobs API (dashboard) address
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    """A real Ray head on 127.0.0.1 started with `ray start --head`, with its Jobs API; stopped at the end."""
+    import signal
+
+    port, dashboard = free_port(), free_port()
+    ray_exe = os.path.join(os.path.dirname(sys.executable), "ray")
+    head = subprocess.Popen(
+        [ray_exe, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_port(port, head)
+        wait_for_port(dashboard, head)
+        yield RayHead(address=f"127.0.0.1:{port}", jobs_address=f"http://127.0.0.1:{dashboard}")
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)

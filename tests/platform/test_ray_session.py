@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -87,42 +86,12 @@ def test_a_signal_stops_the_embedded_ray(sig, tmp_path):
     assert not _session_processes(session_dir), "Ray processes outlived the job"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        assert proc.poll() is None, "ray start --head exited"
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"the Ray head did not listen on port {port} within {seconds}s")
-
-
-def test_remote_mode_connects_to_an_existing_cluster_and_leaves_it_running(tmp_path):
+def test_remote_mode_connects_to_an_existing_cluster_and_leaves_it_running(ray_head):
     import ray
 
-    port = _free_port()
-    ray_exe = os.path.join(os.path.dirname(sys.executable), "ray")
-    head = subprocess.Popen(
-        [ray_exe, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
-         "--num-cpus=1", "--include-dashboard=false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    address = f"127.0.0.1:{port}"
-    try:
-        cfg = ClusterConfig(mode="remote", address=address)
-        _wait_for_port(port, head)
-        with ray_session(cfg) as r:
-            assert r.get(r.remote(lambda: 41 + 1).remote()) == 42
-        assert not ray.is_initialized()
-        assert head.poll() is None  # the cluster is not ours to stop
-        with ray_session(cfg) as r:  # and takes a second job
-            assert r.cluster_resources()["CPU"] == 1
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
+    cfg = ClusterConfig(mode="remote", address=ray_head.address)
+    with ray_session(cfg) as r:
+        assert r.get(r.remote(lambda: 41 + 1).remote()) == 42
+    assert not ray.is_initialized()
+    with ray_session(cfg) as r:  # the cluster is not ours to stop: it takes a second job
+        assert r.cluster_resources()["CPU"] == 1
