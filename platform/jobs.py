@@ -118,13 +118,18 @@ def follow(client: Any, job_id: str) -> int:
     return 0 if status == "SUCCEEDED" else EXIT_FAILED
 
 
-def status(job_id: str, address: str | None) -> int:
+def _ask(job_id: str, address: str | None, call: str) -> Any:
+    """`client.<call>(job_id)`, or exit 2 naming the job when the cluster does not know it."""
     client = _client(dashboard_address(address))
     try:
-        info = client.get_job_info(job_id)
+        return getattr(client, call)(job_id)
     except RuntimeError as err:
         print(f"reelforge: no job {job_id!r} on {dashboard_address(address)}: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def status(job_id: str, address: str | None) -> int:
+    info = _ask(job_id, address, "get_job_info")
     fields = {"job": job_id, "status": str(info.status.value), "entrypoint": info.entrypoint,
               "message": info.message or "", "started": _time(info.start_time), "ended": _time(info.end_time)}
     for key, value in fields.items():
@@ -133,12 +138,7 @@ def status(job_id: str, address: str | None) -> int:
 
 
 def stop(job_id: str, address: str | None) -> int:
-    client = _client(dashboard_address(address))
-    try:
-        stopped = client.stop_job(job_id)
-    except RuntimeError as err:
-        print(f"reelforge: no job {job_id!r} on {dashboard_address(address)}: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    stopped = _ask(job_id, address, "stop_job")
     print(f"{job_id}: {'stop requested' if stopped else 'already finished'}")
     return 0
 
