@@ -24,6 +24,10 @@ EXIT_USAGE = 2
 class JobSpec:
     module: str  # dotted module defining CONFIG and run(cfg, ctx)
     summary: str  # one line for `reelforge --help`
+    # Words allowed right after the job name, passed on as `action=<word>` (e.g. `schedule status`).
+    actions: tuple[str, ...] = ()
+    # Plain flags the job accepts, each passed on as an override (e.g. --once -> once=true).
+    flags: tuple[tuple[str, str], ...] = ()
 
 
 JOBS: dict[str, JobSpec] = {
@@ -33,7 +37,8 @@ JOBS: dict[str, JobSpec] = {
     "sample": JobSpec("reelforge.train.sample", "sample videos from a checkpoint for prompts"),
     "eval": JobSpec("reelforge.eval.job", "sample checkpoints over prompt suites and score them"),
     "demo": JobSpec("reelforge.eval.demo", "run the whole loop on the embedded default"),
-    "schedule": JobSpec("reelforge.data.schedule", "run ingestion on a cron schedule"),
+    "schedule": JobSpec("reelforge.data.schedule", "ingest on a cron schedule: schedule ingest|status [--once]",
+                        actions=("ingest", "status"), flags=(("--once", "once=true"),)),
 }
 
 # Commands that manage jobs on an existing Ray cluster (platform/jobs.py), not Hydra apps.
@@ -94,6 +99,19 @@ def load_job(name: str) -> ModuleType:
     return importlib.import_module(spec.module)
 
 
+def job_words(name: str, rest: list[str]) -> list[str]:
+    """Turn a job's action word and plain flags into Hydra overrides."""
+    spec = JOBS[name]
+    if spec.actions:
+        if not rest or rest[0] not in spec.actions:
+            got = f" got {rest[0]!r}." if rest and not rest[0].startswith("-") else ""
+            usage_error(f"`reelforge {name}` needs one of: {', '.join(spec.actions)} "
+                        f"(e.g. reelforge {name} {spec.actions[0]} ...).{got}")
+        rest = [f"action={rest[0]}", *rest[1:]]
+    flags = dict(spec.flags)
+    return [flags.get(word, word) for word in rest]
+
+
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     """(overrides, flags) from the words after the job name."""
     overrides, flags, i = [], [], 0
@@ -131,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         usage_error(f"unknown job {name!r}.{hint} Jobs: {', '.join(JOBS)}; cluster commands: "
                     f"{', '.join(CLUSTER_COMMANDS)}. See `reelforge --help`.")
+    rest = job_words(name, rest)
     module = load_job(name)
 
     from reelforge.platform import configcheck, jobrun

@@ -110,3 +110,14 @@ def test_job_not_in_this_build_is_a_usage_error(monkeypatch, capsys):
         cli.main(["nosuchjob"])
     assert exit_info.value.code == 2
     assert "not part of this build" in capsys.readouterr().err
+
+
+def test_action_words_and_plain_flags_become_overrides(capsys):
+    assert cli.job_words("schedule", ["status", "output=d"]) == ["action=status", "output=d"]
+    assert cli.job_words("schedule", ["ingest", "--once", "cron=* * * * *"]) == [
+        "action=ingest", "once=true", "cron=* * * * *"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.job_words("schedule", ["statos"])
+    assert exit_info.value.code == 2
+    assert "needs one of: ingest, status" in capsys.readouterr().err
+    assert cli.job_words("synth", ["seed=1"]) == ["seed=1"]
