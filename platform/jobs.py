@@ -84,6 +84,7 @@ def submit(job: str, overrides: list[str], address: str | None, wait: bool) -> i
 
     if job not in cli.JOBS:
         cli.usage_error(f"unknown job {job!r} to submit; jobs: {', '.join(cli.JOBS)}.")
+    overrides = cli.job_words(job, overrides)  # `schedule ingest --once` -> action=ingest once=true
     module = cli.load_job(job)
     configcheck.register_schema(job, module.CONFIG)
     configcheck.validate(cli.conf_dir(), job, overrides)  # fail here, not on the cluster
@@ -154,7 +155,8 @@ def main(command: str, argv: list[str]) -> None:
     if command == "submit":
         parser.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
         parser.add_argument("job", help="the job to run on the cluster, e.g. ingest or train")
-        parser.add_argument("overrides", nargs="*", help="Hydra overrides for the job (key=value, group=option)")
+        parser.add_argument("overrides", nargs=argparse.REMAINDER,
+                            help="the job's words: Hydra overrides (key=value, group=option), actions, flags")
         args = parser.parse_args(argv)
         raise SystemExit(submit(args.job, args.overrides, args.address, wait=not args.no_wait))
     parser.add_argument("job_id")
