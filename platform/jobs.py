@@ -1,9 +1,9 @@
 """`reelforge submit | status | stop`: run jobs on an existing Ray cluster through the Ray Jobs API.
 
 `submit` checks the job's config here first, then submits `python -m reelforge.platform.cli <job>
-<overrides>` with a runtime environment that carries the code: from a source checkout, a wheel
-built from it (so the cluster runs exactly this code and its conf/); from an installed package,
-the cluster's own install. The job connects to the cluster it runs on (`cluster=remote`, with the
+<overrides>` with a runtime environment that carries the code: from a source checkout, the
+package folders laid out as `reelforge/` (so the cluster runs exactly this code and its conf/);
+from an installed package, the cluster's own install. The job connects to the cluster it runs on (`cluster=remote`, with the
 RAY_ADDRESS that Ray Jobs sets). Logs stream until the job ends unless `--no-wait`.
 """
 
@@ -14,9 +14,10 @@ import asyncio
 import datetime as dt
 import os
 import shlex
-import subprocess
+import shutil
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,12 @@ from typing import Any
 EXIT_USAGE, EXIT_FAILED = 2, 1
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
+# The source folders that make up the reelforge package (as mapped in setup.py).
+PACKAGE_FOLDERS = ("platform", "data", "train", "eval", "conf")
 # Environment variables passed on to the submitted job when set here (never secrets: the cluster
 # keeps its own WANDB_API_KEY and cloud credentials).
+# How long `submit` waits for a just-started head's job agent, in seconds.
+AGENT_WAIT_S = 120.0
 FORWARDED_ENV = ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "HF_HUB_OFFLINE")
 
 
@@ -53,22 +58,25 @@ def _client(address: str) -> Any:
         raise SystemExit(EXIT_FAILED) from None
 
 
-def build_wheel(out_dir: str) -> str | None:
-    """A wheel of this source checkout, or None when running from an installed package."""
+def stage_package(out_dir: str) -> str | None:
+    """This source checkout laid out as the installed `reelforge` package, or None when running installed.
+
+    Ray ships a py_modules folder as is; a wheel there would be pip-installed with all its
+    dependencies (torch, Ray itself) into the job's path, so the folder is what travels.
+    """
     if not (SOURCE_ROOT / "pyproject.toml").exists():
         return None
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", out_dir,
-                           str(SOURCE_ROOT)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"building the reelforge wheel failed:\n{proc.stderr[-2000:]}")
-    (wheel,) = Path(out_dir).glob("reelforge-*.whl")
-    return str(wheel)
+    package = Path(out_dir) / "reelforge"
+    for folder in PACKAGE_FOLDERS:
+        shutil.copytree(SOURCE_ROOT / folder, package / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    return str(package)
 
 
-def runtime_env(wheel: str | None) -> dict[str, Any]:
+def runtime_env(package: str | None) -> dict[str, Any]:
     env: dict[str, Any] = {"env_vars": {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}}
-    if wheel is not None:
-        env["py_modules"] = [wheel]
+    if package is not None:
+        env["py_modules"] = [package]
     return env
 
 
@@ -92,14 +100,27 @@ def submit(job: str, overrides: list[str], address: str | None, wait: bool) -> i
     client = _client(dashboard_address(address))
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     submission_id = f"reelforge-{job}-{stamp}-{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory(prefix="reelforge-wheel-") as tmp:
-        wheel = build_wheel(tmp)
-        job_id = client.submit_job(entrypoint=entrypoint(job, overrides, uses_cluster), runtime_env=runtime_env(wheel),
-                                   submission_id=submission_id, metadata={"reelforge_job": job})
+    with tempfile.TemporaryDirectory(prefix="reelforge-code-") as tmp:
+        request = {"entrypoint": entrypoint(job, overrides, uses_cluster), "runtime_env": runtime_env(stage_package(tmp)),
+                   "submission_id": submission_id, "metadata": {"reelforge_job": job}}
+        job_id = _submit_when_ready(client, request)
     print(f"submitted {job_id}", flush=True)
     if not wait:
         return 0
     return follow(client, job_id)
+
+
+def _submit_when_ready(client: Any, request: dict[str, Any], wait_s: float = AGENT_WAIT_S) -> str:
+    """Submit, waiting while a freshly started head has no job agent yet (Ray answers 500 meanwhile)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(**request)
+        except RuntimeError as err:
+            if "No available agent" not in str(err) or time.monotonic() > deadline:
+                raise
+            print("the cluster's job agent is not up yet; retrying", file=sys.stderr, flush=True)
+            time.sleep(2.0)
 
 
 def follow(client: Any, job_id: str) -> int:

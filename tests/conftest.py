@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -76,6 +77,8 @@ def ray_head() -> Iterator[RayHead]:
         [ray_exe, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
          "--disable-usage-stats"],
+        # As on a real node, this environment's `python` is the one on PATH (job entrypoints use it).
+        env={**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for_port(port, head)
@@ -83,4 +86,12 @@ def ray_head() -> Iterator[RayHead]:
         yield RayHead(address=f"127.0.0.1:{port}", jobs_address=f"http://127.0.0.1:{dashboard}")
     finally:
         os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
+        try:
+            head.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        # Whatever of this head's process group outlived a polite stop goes now (`ray stop` would also
+        # stop other Ray instances on the machine).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
