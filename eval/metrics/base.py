@@ -1,0 +1,37 @@
+"""What every metric is: a small class that scores one Clip into named columns.
+
+A metric declares its columns (with which direction is better, so reports can call a change a
+regression), loads heavy state in `setup()`, and returns one value per column from `score(clip)`:
+a float, a string or a bool, or None when the video gives no answer (never a sentinel like -1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from reelforge.eval.clip import Clip
+
+BETTER = ("higher", "lower", "none")
+DTYPES = ("float", "bool", "string")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # column in results.parquet
+    better: str  # "higher" | "lower" | "none" (a label, not a score)
+    doc: str  # one line for the report: what it measures and its unit
+    dtype: str = "float"  # "float" | "bool" | "string": the column's type in results.parquet
+
+
+class Metric:
+    """Base class: subclasses set `name` and `columns` and implement `score`."""
+
+    name: ClassVar[str]
+    columns: ClassVar[tuple[Column, ...]]
+
+    def setup(self) -> None:
+        """Load models or tables once, before the first `score`."""
+
+    def score(self, clip: Clip) -> dict[str, Any]:
+        raise NotImplementedError
