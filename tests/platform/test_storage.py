@@ -3,47 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from reelforge.platform import storage
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 API (moto's server) on 127.0.0.1, reached through s3fs like any S3 endpoint."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield env["AWS_ENDPOINT_URL"]
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@pytest.fixture
-def s3_bucket(s3_endpoint) -> str:
-    bucket = f"reelforge-{uuid.uuid4().hex[:12]}"
-    fs, _ = storage.filesystem(f"s3://{bucket}")
-    fs.mkdir(bucket)
-    fs.invalidate_cache()
-    return f"s3://{bucket}"
 
 
 @pytest.fixture(params=["local", "memory", "s3"])
