@@ -33,7 +33,7 @@ browser:
 
 # The CI suite: lint, then every test not marked slow.
 test: lint browser
-	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -q --durations=20 $(PYTEST_ARGS)
 
 # The long runs (learning proof, fault runs), and everything together.
 test-slow: $(STAMP)

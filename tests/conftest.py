@@ -73,11 +73,16 @@ def ray_head() -> Iterator[RayHead]:
     import signal
 
     port, dashboard = free_port(), free_port()
+    # Ray's agents default to fixed ports (52365, ...): give them free ones, so another Ray on this
+    # machine cannot keep this head's job agent from starting.
+    agent_ports = [f"--{name}={free_port()}" for name in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port", "runtime-env-agent-port",
+        "ray-client-server-port")]
     ray_exe = os.path.join(os.path.dirname(sys.executable), "ray")
     head = subprocess.Popen(
         [ray_exe, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         "--disable-usage-stats"],
+         *agent_ports, "--disable-usage-stats"],
         # As on a real node, this environment's `python` is the one on PATH (job entrypoints use it).
         env={**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -32,7 +32,7 @@ def test_overview_lists_every_job(capsys):
         (["synth", "fps=[1]"], ["fps='[1]' has the wrong type: expected float"]),
         (["synth", "experiment=shapes_held"], ["not an option of the config group 'experiment'",
                                                "Did you mean 'shapes_heldout'"]),
-        (["demo", "cluster=local"], ["the demo job does not use the config group 'cluster'"]),
+        (["synth", "cluster=local"], ["the synth job does not use the config group 'cluster'"]),
         (["synth", "-m", "seed=1,x"], ["seed='x' has the wrong type"]),
         (["synth", "holdout=[pink+up]"], ["unknown attribute value 'pink'"]),
         (["synth", "num_videos=-1"], ["num_videos=-1 must be zero or more"]),
