@@ -21,12 +21,14 @@ class EmbedConfig:
     enabled: bool = True
     # The text encoder (kind, local path, max_tokens, device, batch_size).
     encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
-    # Actors holding an encoder.
-    actors: int = 1
-    # CPUs reserved per actor: 0 by default, as the small encoder idles between batches and a reserved
-    # core would leave the decode tasks one core short (on 2 cores, half the throughput).
-    num_cpus: float = 0.0
-    # GPUs per actor (set 1 with encoder.device=cuda).
+    # Actors holding an encoder; null runs the step inside the pipeline's CPU tasks (Ray Data fuses it
+    # with decode and the scorers), one encoder per worker process: no extra process competing for the
+    # cores and no batches queueing behind one actor. Set 1 or more with a GPU encoder.
+    actors: int | None = None
+    # CPUs reserved per task or actor; null: 1 as a task (as the steps it fuses with), 0 as an actor,
+    # which idles between batches (a reserved core would leave the decode tasks one core short).
+    num_cpus: float | None = None
+    # GPUs per actor (set 1 with encoder.device=cuda and actors=1).
     num_gpus: float = 0.0
 
 
@@ -34,7 +36,9 @@ class Embed(Step):
     name = "embed"
 
     def __init__(self, cfg: EmbedConfig) -> None:
-        super().__init__(Resources(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, batch_size=cfg.encoder.batch_size,
+        cpus = cfg.num_cpus if cfg.num_cpus is not None else (0.0 if cfg.actors else 1.0)
+        # As a task it embeds the captions of the task's sources (ingest's sources_per_task) per call.
+        super().__init__(Resources(num_cpus=cpus, num_gpus=cfg.num_gpus, batch_size=cfg.encoder.batch_size,
                                    actors=cfg.actors))
         self.cfg = cfg
         self._encoder: Any = None

@@ -41,7 +41,7 @@ from reelforge.platform.logs import progress
 
 log = logging.getLogger(__name__)
 # Bump when a change to the steps' code changes what they write, so old sources count as stale.
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: BRISQUE computed here (differs from the package by rounding only)
 PROGRESS_LOG_S = 10.0  # seconds between progress lines in the log
 
 
@@ -57,6 +57,9 @@ class IngestSettings:
     reprocess: bool = False
     # SQLAlchemy URL of the ingestion ledger; null: SQLite in the dataset folder (ledger.sqlite).
     ledger_url: str | None = None
+    # Sources one worker carries through the CPU steps at a time (a Ray task, or a local batch): more
+    # amortise per-call costs such as embedding batches, fewer balance the cores at the end of a run.
+    sources_per_task: int = 4
     # Print the summary table at the end.
     show_summary: bool = True
     # Probing: minimum length and size of a source.
@@ -90,6 +93,8 @@ def check(cfg: IngestSettings) -> None:
     if not cfg.input:
         raise ConfigError("input= is required: a folder, a glob, an object-store URI or a manifest file of videos")
     check_choice(cfg.runner, ("ray", "local"), "runner")
+    if cfg.sources_per_task < 1:
+        raise ConfigError(f"sources_per_task={cfg.sources_per_task} must be at least 1")
     check_probe(cfg.probe)
     check_split(cfg.split)
     check_decode(cfg.decode)
@@ -121,8 +126,10 @@ def build_steps(cfg: IngestSettings) -> list[Step]:
     return steps
 
 
-def _stream(runner: str, steps: list[Step], rows: list[Row]) -> Iterator[list[Row]]:
-    return run_local(steps, rows) if runner == "local" else run_ray(steps, rows)
+def _stream(cfg: IngestSettings, steps: list[Step], rows: list[Row]) -> Iterator[list[Row]]:
+    if cfg.runner == "local":
+        return run_local(steps, rows, cfg.sources_per_task)
+    return run_ray(steps, rows, cfg.sources_per_task)
 
 
 def _uri_hash(uri: str) -> str:
@@ -170,7 +177,7 @@ def _ingest(cfg: IngestConfig, dataset: str, ledger: Ledger) -> dict[str, Any]:
                          NearDuplicates(cfg.filter.dedup_max_bits, ledger.clip_hashes()))
     try:
         last_log = time.perf_counter()
-        for rows in progress(_stream(cfg.runner, steps, todo), total=None, description="ingest"):
+        for rows in progress(_stream(cfg, steps, todo), total=None, description="ingest"):
             writer.add(rows)
             stats.add(rows)
             if time.perf_counter() - last_log > PROGRESS_LOG_S:  # visible in logs too, not only on a terminal

@@ -1,9 +1,10 @@
 """The one Ray Data adapter: a list of steps becomes a chain of `map_batches`; the same list also
 runs in-process (for tests and the tiny recipe) with identical results.
 
-Steps without heavy state run as Ray tasks (which Ray Data fuses, so a clip's bytes stay in one
-worker from decode to the last scorer); a step with `resources.actors` set runs as an actor pool
-that calls `setup()` once per actor. Output is streamed back in source order
+Steps without an actor pool run as Ray tasks (which Ray Data fuses, so a clip's bytes stay in one
+worker from decode to the last step; a task takes `sources_per_task` sources and every step sees all
+their rows in one call); a step with `resources.actors` set runs as an actor pool, in batches of its
+`resources.batch_size`, that calls `setup()` once per actor. Output is streamed back in source order
 (`preserve_order`), which makes shard contents deterministic. Tasks and actors are retried when a
 node dies (Ray Data's defaults: tasks `max_retries=-1`, actors `max_restarts=-1` and
 `max_task_retries=-1`), so a lost worker costs time, not rows.
@@ -61,8 +62,11 @@ class _StepActor:
         return self.step(table)
 
 
-def run_ray(steps: list[Step], rows: list[Row]) -> Iterator[list[Row]]:
-    """Run the steps as a Ray Data pipeline over `rows` (one block per source); stream rows back."""
+def run_ray(steps: list[Step], rows: list[Row], sources_per_task: int = 4) -> Iterator[list[Row]]:
+    """Run the steps as a Ray Data pipeline over `rows` (one block per source); stream rows back.
+
+    Each fused CPU task carries `sources_per_task` sources through every task step.
+    """
     import ray.data
 
     if not rows:
@@ -73,13 +77,16 @@ def run_ray(steps: list[Step], rows: list[Row]) -> Iterator[list[Row]]:
     ds = ray.data.from_arrow([table.slice(i, 1) for i in range(table.num_rows)])
     for step in steps:
         res = step.resources
-        common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": res.batch_size,
-                                  "num_cpus": res.num_cpus, "num_gpus": res.num_gpus or None}
+        common: dict[str, Any] = {"batch_format": "pyarrow", "num_cpus": res.num_cpus, "num_gpus": res.num_gpus or None}
         if res.actors:
-            ds = ds.map_batches(_StepActor, fn_constructor_args=(step,),
+            ds = ds.map_batches(_StepActor, fn_constructor_args=(step,), batch_size=res.batch_size,
                                 compute=ray.data.ActorPoolStrategy(size=res.actors), **common)
         else:
-            ds = ds.map_batches(_run_task, fn_args=(step,), **common)
+            # Ray Data fuses these tasks and bundles its input by the largest batch_size in the chain, counted
+            # in *sources*: the clip steps' batch sizes (8..64) made a few long tasks and a long tail on
+            # one core. Only the first task step sets it; the others take whole blocks.
+            first = step is next(s for s in steps if not s.resources.actors)
+            ds = ds.map_batches(_run_task, fn_args=(step,), batch_size=sources_per_task if first else None, **common)
     options = ray.data.DataContext.get_current().execution_options
     saved, options.preserve_order = options.preserve_order, True
     try:

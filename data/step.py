@@ -9,6 +9,7 @@ cannot sink its neighbours), and stamps each output row with its share of the st
 
 from __future__ import annotations
 
+import abc
 import logging
 import time
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ def reject(row: Row, status: str, reason: str, detail: str) -> Row:
     return row
 
 
-class Step:
+class Step(abc.ABC):
     """Subclasses set `name` and `level` and implement `process`; `setup` is optional."""
 
     name: ClassVar[str] = "step"
@@ -57,12 +58,12 @@ class Step:
         self.resources = resources or Resources()
         self._ready = False
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 (an optional hook: most steps have nothing to load)
         """Load models, codecs and other heavy state; called once per worker before the first batch."""
 
+    @abc.abstractmethod
     def process(self, rows: list[Row]) -> list[Row]:
         """Rows at this step's level, all `ok`; returns them updated (a source may become many clips)."""
-        raise NotImplementedError
 
     def cache_key(self) -> str:
         """Identifies this step's settings, so a worker process reuses a step it has set up."""

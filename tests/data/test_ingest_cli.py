@@ -12,10 +12,10 @@ import subprocess
 import time
 
 import numpy as np
-from conftest import copy_tree
 from ingest_helpers import assert_accounting, read, shard_keys
 
 from tests.conftest import reelforge_exe, run_cli
+from tests.data.conftest import copy_tree
 
 
 def test_debug_recipe_end_to_end(tmp_path, synth_dir, samples) -> None:

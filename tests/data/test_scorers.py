@@ -93,3 +93,65 @@ def test_threshold_step(scores: dict, want: str | None) -> None:
     assert out.get("reason") == want and out["status"] == ("ok" if want is None else "dropped")
     if want:
         assert out["stage"] == "threshold" and "filter." in out["detail"]
+
+
+def _real_frames(samples) -> list[np.ndarray]:
+    """Frames as the decode step hands them to scorers: bucket-sized crops of the sample videos."""
+    from reelforge.data.video import decode_frames
+
+    out = []
+    for name, size, x0, width in (("bikes.mp4", (144, 339), 41, 256), ("bigbuckbunny.mp4", (144, 256), 0, 256),
+                                  ("carphone_pristine.mp4", (176, 216), 20, 176),
+                                  ("carphone_distorted.mp4", (176, 216), 20, 176)):
+        frames = decode_frames(str(samples / name), list(range(0, 120, 20)), size=size)
+        out += [np.ascontiguousarray(f[:, x0:x0 + width]) for f in frames]
+    return out
+
+
+def test_quality_matches_the_brisque_package(samples) -> None:
+    from brisque import BRISQUE
+
+    class Reference(BRISQUE):  # the package's own score, with the NumPy 2 fix the step used to carry
+        def scale_features(self, features):
+            flat = np.array([np.asarray(f, np.float64).reshape(-1)[0] for f in features])
+            lo = np.asarray(self.scale_params["min_"], np.float64).reshape(-1)
+            hi = np.asarray(self.scale_params["max_"], np.float64).reshape(-1)
+            return -1 + 2.0 / (hi - lo) * (flat - lo)
+
+    ref, step = Reference(url=False), build_scorer("quality", CFG)
+    step.setup()
+    frames = _real_frames(samples)
+    want = np.array([float(ref.score(f)) for f in frames])
+    got = np.array([step.score(f) for f in frames])
+    assert np.ptp(want) > 20  # the frames span good to bad quality
+    # Same to 1e-9 except where the package's fit turns on rounding noise: MSCN values that are zero in
+    # exact arithmetic on blocky frames land either side of 0 depending on the convolution's rounding.
+    assert np.abs(got - want).max() < 0.1
+    assert np.median(np.abs(got - want)) < 1e-6
+
+
+def test_nsfw_matches_nudenet_detector(samples) -> None:
+    import nudenet
+
+    frames = _real_frames(samples)
+    step = build_scorer("nsfw", CFG)
+    step.setup()
+    detector = nudenet.NudeDetector()
+    want = []
+    for found in detector.detect_batch([np.dstack([f, np.full(f.shape[:2], 255, np.uint8)]) for f in frames], 8):
+        best: dict[str, float] = {}
+        for d in found:
+            best[d["class"]] = max(best.get(d["class"], 0.0), round(float(d["score"]), 4))
+        want.append(best)
+    assert sum(bool(w) for w in want) >= 5  # faces in carphone, and NudeNet's guesses on the others
+    assert step.detect(frames) == want
+
+
+def test_a_step_must_implement_process() -> None:
+    from reelforge.data.step import Step
+
+    class NoProcess(Step):
+        name = "incomplete"
+
+    with pytest.raises(TypeError, match="process"):
+        NoProcess()
