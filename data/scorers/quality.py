@@ -14,6 +14,7 @@ score is null.
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,13 @@ def brisque_features(frame: np.ndarray) -> np.ndarray:
     return np.array(_scale_features(grey, window) + _scale_features(half, window))
 
 
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Reads brisque's shipped normaliser (a dict of float lists) and refuses any class or function."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"normalize.pickle refers to {module}.{name}; only plain data is read")
+
+
 class Svr:
     """The package's epsilon-SVR (RBF kernel) with its feature scaling, evaluated with NumPy.
 
@@ -96,7 +104,6 @@ class Svr:
     def load(cls) -> Svr:
         import importlib.util
         import os
-        import pickle
 
         # Only the package's model files are used: finding them without importing the package spares
         # each worker its imports (scikit-image, requests, libsvm), most of a second.
@@ -120,7 +127,7 @@ class Svr:
             raise ValueError(f"brisque's model is {head.get('svm_type')}/{head.get('kernel_type')}, expected "
                              "epsilon_svr/rbf: this brisque version is not supported")
         with open(os.path.join(models, "normalize.pickle"), "rb") as f:
-            scale = pickle.load(f)
+            scale = _PlainDataUnpickler(f).load()
         lo = np.asarray(scale["min_"], np.float64).reshape(-1)
         hi = np.asarray(scale["max_"], np.float64).reshape(-1)
         sv = np.zeros((len(rows), len(lo)))

@@ -7,6 +7,7 @@ a float, a string or a bool, or None when the video gives no answer (never a sen
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,14 +25,15 @@ class Column:
     dtype: str = "float"  # "float" | "bool" | "string": the column's type in results.parquet
 
 
-class Metric:
+class Metric(abc.ABC):
     """Base class: subclasses set `name` and `columns` and implement `score`."""
 
     name: ClassVar[str]
     columns: ClassVar[tuple[Column, ...]]
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - optional hook: most metrics load nothing
         """Load models or tables once, before the first `score`."""
 
+    @abc.abstractmethod
     def score(self, clip: Clip) -> dict[str, Any]:
-        raise NotImplementedError
+        """One value per column of `columns` for this clip (None where it cannot be measured)."""

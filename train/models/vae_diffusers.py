@@ -62,7 +62,9 @@ class DiffusersAutoencoder(AutoencoderBase):
                 raise ConfigError(f"{cfg.path}: latents_mean has {mean.shape[1]} entries for z_dim="
                                   f"{self.latent_channels}; fix the VAE's config.json.")
         else:
-            mean = torch.full((1, 1, 1, 1, 1), float(config.get("shift_factor") or 0.0))
+            # CogVideoX's config has no shift_factor (or a null one): its latents are not shifted.
+            mean = torch.full((1, 1, 1, 1, 1), float(config["shift_factor"] if "shift_factor" in config
+                                                     and config["shift_factor"] is not None else 0.0))
             std = torch.full((1, 1, 1, 1, 1), 1.0 / float(config["scaling_factor"]))
         self.register_buffer("latents_mean", mean, persistent=False)
         self.register_buffer("latents_std", std, persistent=False)
