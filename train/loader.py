@@ -55,6 +55,9 @@ class LoaderConfig:
     max_text_tokens: int = 64
     # Use precomputed VAE latents (`latent.npy`) instead of decoding the mp4 when a clip has them.
     use_latents: bool = True
+    # Memory for decoded clips (every frame, resized to its bucket) kept by each loader process, in MiB:
+    # a dataset that fits is decoded once instead of once an epoch. 0 turns the cache off.
+    cache_mib: int = 256
 
 
 def parse_bucket(text: str) -> tuple[int, int, int]:
@@ -70,6 +73,8 @@ def check_config(cfg: LoaderConfig) -> None:
         raise ConfigError("loader.buckets is empty: give at least one FRAMESxHEIGHTxWIDTH shape.")
     for b in cfg.buckets:
         parse_bucket(b)
+    if cfg.cache_mib < 0:
+        raise ConfigError(f"loader.cache_mib={cfg.cache_mib} must be 0 (no cache) or more.")
     for name in ("batch_size", "frame_stride", "shuffle_buffer", "max_text_tokens", "prefetch_batches"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"loader.{name}={getattr(cfg, name)} must be at least 1.")
@@ -132,6 +137,9 @@ class ShardStream(IterableDataset):
         self.buckets = [parse_bucket(b) for b in cfg.buckets]
         self.positions: dict[int, tuple[int, int]] = {}  # logical worker -> (epoch, batches taken)
         self.rotation = 0  # physical worker w plays logical worker (w + rotation) % workers
+        self.cache: dict[tuple[str, int, int], torch.Tensor] = {}  # (key, height, width) -> (T, 3, H, W)
+        self.cache_bytes = 0
+        self.cache_full = cfg.cache_mib == 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -217,9 +225,25 @@ class ShardStream(IterableDataset):
         span = (frames - 1) * self.cfg.frame_stride + 1
         start = random.Random(_seed(self.seed, epoch, sample[schema.SAMPLE_KEY])).randint(0, available - span)
         indices = [start + i * self.cfg.frame_stride for i in range(frames)]
+        key = (str(sample[schema.SAMPLE_KEY]), height, width)
+        resized = self.cache.get(key)
+        if resized is None and not self.cache_full:
+            resized = self._resized(sample, None, height, width)  # every frame, kept for later epochs
+            if self.cache_bytes + resized.nbytes <= self.cfg.cache_mib * 2**20:
+                self.cache[key] = resized
+                self.cache_bytes += resized.nbytes
+            else:
+                self.cache_full = True  # from now on decode just the frames a batch needs
+        # Frames are resized one by one, so slicing the cached clip equals decoding just these frames.
+        clip = resized[indices] if resized is not None else self._resized(sample, indices, height, width)
+        return clip.permute(1, 0, 2, 3).div(127.5).sub(1.0)
+
+    @staticmethod
+    def _resized(sample: Sample, indices: list[int] | None, height: int, width: int) -> torch.Tensor:
+        """(T, 3, height, width) float in [0, 255] of the clip's `indices` frames (None: all of them)."""
         # decord's own resize mis-sizes tiny outputs, so decode at full size and resize here.
         clip = torch.from_numpy(decode_frames(bytes(sample[schema.SAMPLE_VIDEO]), indices))  # (T, h, w, 3)
-        return resize_crop(clip.permute(0, 3, 1, 2).float(), height, width).permute(1, 0, 2, 3).div(127.5).sub(1.0)
+        return resize_crop(clip.permute(0, 3, 1, 2).float(), height, width).contiguous()
 
 
 def resize_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -59,6 +59,24 @@ def test_resumed_loader_continues_exactly(tiny_dataset, one_thread, workers):
                                                             seed=3), 5)[4]["video"])
 
 
+def test_cached_clips_give_the_batches_decoding_gives(tiny_dataset, one_thread):
+    """Epochs after the first come from the decoded-clip cache, equal to decoding each time; a full cache stops growing."""
+    cached = StreamLoader(str(tiny_dataset), config(frame_stride=2), seed=5)
+    plain = StreamLoader(str(tiny_dataset), config(frame_stride=2, cache_mib=0), seed=5)
+    for a, b in zip(take(cached, 9), take(plain, 9), strict=True):  # 3 epochs, clips at new start frames each time
+        assert a["keys"] == b["keys"] and torch.equal(a["video"], b["video"])
+    assert len(cached.stream.cache) == 7 and not plain.stream.cache
+    # Each cached clip holds every frame (T, 3, H, W) of the clip at its bucket size.
+    assert {tuple(v.shape[1:]) for v in cached.stream.cache.values()} == {(3, 16, 16), (3, 16, 28)}
+    # At 64 pixels a side a clip's 32 frames take 1.5 MiB or more: a 1 MiB cache keeps none and decodes each time.
+    big = dict(buckets=["8x64x64", "8x64x112"], shuffle_buffer=4, batch_size=2)
+    small = StreamLoader(str(tiny_dataset), LoaderConfig(**big, cache_mib=1), seed=5)
+    for a, b in zip(take(small, 3), take(StreamLoader(str(tiny_dataset), LoaderConfig(**big, cache_mib=0), seed=5), 3),
+                    strict=True):
+        assert torch.equal(a["video"], b["video"])
+    assert small.stream.cache_full and small.stream.cache_bytes == 0 and not small.stream.cache
+
+
 def test_ranks_read_disjoint_shards(tiny_dataset, one_thread):
     seen = []
     for rank in (0, 1):
