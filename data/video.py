@@ -65,13 +65,41 @@ def decode_frames(source: str | bytes, indices: list[int] | None = None, size: t
     `size` is (height, width) to have decord resize while decoding.
     """
     import decord
+    from decord._ffi.base import DECORDError
 
     data = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     kwargs = {} if size is None else {"height": size[0], "width": size[1]}
     reader = decord.VideoReader(data, ctx=decord.cpu(0), num_threads=1, **kwargs)
     if indices is None:
         indices = list(range(len(reader)))
-    return reader.get_batch(indices).asnumpy()
+    try:
+        return reader.get_batch(indices).asnumpy()
+    except DECORDError as err:
+        # decord 0.6 cannot copy out frames of some small widths (16, 24, 48 px: "from_size == to_size");
+        # PyAV decodes those.
+        if "from_size == to_size" not in str(err):
+            raise
+        return _decode_with_av(source, indices, size)
+
+
+def _decode_with_av(source: str | bytes, indices: list[int], size: tuple[int, int] | None) -> np.ndarray:
+    """The frames at `indices` (decode order), RGB, resized to `size` (height, width) when given."""
+    import av
+
+    wanted = set(indices)
+    frames: dict[int, np.ndarray] = {}
+    with av.open(io.BytesIO(source) if isinstance(source, bytes | bytearray) else source) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                if size is not None:
+                    frame = frame.reformat(width=size[1], height=size[0])
+                frames[i] = frame.to_ndarray(format="rgb24")
+            if len(frames) == len(wanted):
+                break
+    missing = sorted(wanted - frames.keys())
+    if missing:
+        raise IndexError(f"frames {missing[:5]} are past the end of the video ({i + 1} frames)")
+    return np.stack([frames[i] for i in indices])
 
 
 def video_info(source: str | bytes) -> dict[str, float | int]:
