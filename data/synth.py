@@ -43,6 +43,9 @@ class SynthSettings:
     seconds: float = 4.0
     # Held-out attribute combinations, e.g. ["green+up", "red+square"]: never rendered, listed in heldout.json.
     holdout: list[str] = field(default_factory=list)
+    # Render only scenes matching one of these combinations (e.g. ["plain"] for plain backgrounds only);
+    # held-out prompts are limited the same way. [] renders every scene the vocabulary allows.
+    only: list[str] = field(default_factory=list)
     # x264 constant rate factor of the written mp4s (lower: better quality, bigger files).
     crf: int = 18
     # File name prefix: files are <prefix>_<index:06d>.mp4/.txt/.json.
@@ -57,8 +60,8 @@ class SynthConfig(JobConfig, SynthSettings):
 CONFIG = SynthConfig
 
 
-def check(cfg: SynthSettings) -> list[dict[str, str]]:
-    """Validate the settings (ConfigError names the field); returns the parsed held-out combinations."""
+def check(cfg: SynthSettings) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Validate the settings (ConfigError names the field); returns the parsed held-out and `only` combinations."""
     if cfg.num_videos < 0:
         raise ConfigError(f"num_videos={cfg.num_videos} must be zero or more")
     for key in ("width", "height"):
@@ -71,19 +74,25 @@ def check(cfg: SynthSettings) -> list[dict[str, str]]:
         raise ConfigError(f"fps*seconds={cfg.fps * cfg.seconds:g} gives fewer than 2 frames; raise fps or seconds")
     if not 0 <= cfg.crf <= 51:
         raise ConfigError(f"crf={cfg.crf} must be within 0..51 (x264's range)")
-    try:
-        combos = [vocab.parse_combo(text) for text in cfg.holdout]
-    except ValueError as err:
-        raise ConfigError(f"holdout: {err}") from err
-    if not allowed_scenes(combos)[0]:
-        raise ConfigError(f"holdout={cfg.holdout} holds out every attribute combination; nothing is left to render")
-    return combos
+    parsed = {}
+    for key in ("holdout", "only"):
+        try:
+            parsed[key] = [vocab.parse_combo(text) for text in getattr(cfg, key)]
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err}") from err
+    combos, only = parsed["holdout"], parsed["only"]
+    if not allowed_scenes(combos, only)[0]:
+        raise ConfigError(f"holdout={cfg.holdout} with only={cfg.only} leaves no attribute combination to render")
+    return combos, only
 
 
-def allowed_scenes(combos: list[dict[str, str]]) -> tuple[list[vocab.Scene], list[vocab.Scene]]:
-    """(scenes that may be rendered, held-out scenes), both in vocabulary order."""
+def allowed_scenes(combos: list[dict[str, str]], only: list[dict[str, str]] | None = None
+                   ) -> tuple[list[vocab.Scene], list[vocab.Scene]]:
+    """(scenes that may be rendered, held-out scenes), both in vocabulary order, within `only` when given."""
     keep, held = [], []
     for scene in vocab.all_scenes():
+        if only and not any(vocab.matches(scene, c) for c in only):
+            continue
         (held if any(vocab.matches(scene, c) for c in combos) else keep).append(scene)
     return keep, held
 
@@ -166,8 +175,8 @@ def run(cfg: SynthConfig, ctx: Any) -> dict[str, Any]:
 
 def write_videos(cfg: SynthSettings, output: str) -> dict[str, Any]:
     """Render and write `cfg.num_videos` videos, their sidecars, heldout.json and synth.json to `output`."""
-    combos = check(cfg)
-    keep, held = allowed_scenes(combos)
+    combos, only = check(cfg)
+    keep, held = allowed_scenes(combos, only)
     frames = round(cfg.fps * cfg.seconds)
     settings = EncodeSettings(fps=cfg.fps, crf=cfg.crf)
     storage.makedirs(output)

@@ -66,16 +66,16 @@ def _value_index() -> dict[str, tuple[str, str]]:
 
 
 def parse_combo(text: str) -> dict[str, str]:
-    """Parse a held-out combination such as "green+up" into {"color": "green", "direction": "up"}."""
+    """Parse an attribute combination such as "green+up" into {"color": "green", "direction": "up"}."""
     index = _value_index()
     combo: dict[str, str] = {}
     for token in (t.strip().lower() for t in text.split("+")):
         if token not in index:
             known = ", ".join(sorted(v for vals in ATTRIBUTES.values() for v in vals))
-            raise ValueError(f"held-out combination {text!r}: unknown attribute value {token!r}; known: {known}")
+            raise ValueError(f"combination {text!r}: unknown attribute value {token!r}; known: {known}")
         attr, value = index[token]
         if attr in combo and combo[attr] != value:
-            raise ValueError(f"held-out combination {text!r} names two values of {attr}")
+            raise ValueError(f"combination {text!r} names two values of {attr}")
         combo[attr] = value
     return combo
 

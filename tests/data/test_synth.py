@@ -92,8 +92,22 @@ def test_holdout_validation():
         vocab.parse_combo("red+green")
     keep, held = allowed_scenes([vocab.parse_combo("red")])
     assert len(held) == len(vocab.all_scenes()) // len(vocab.COLORS) and all(s.color != "red" for s in keep)
-    with pytest.raises(ConfigError, match="holds out every attribute combination"):
+    with pytest.raises(ConfigError, match="leaves no attribute combination to render"):
         write_videos(SynthSettings(holdout=[f"{c}" for c in vocab.COLORS]), "/nonexistent")
+    with pytest.raises(ConfigError, match="only: combination 'wavy': unknown attribute value 'wavy'"):
+        write_videos(SynthSettings(only=["wavy"]), "/nonexistent")
+
+
+def test_only_limits_rendered_and_held_out_scenes(tmp_path):
+    summary = write_videos(SynthSettings(num_videos=12, holdout=["green+up"], only=["plain", "striped+circle"]),
+                           str(tmp_path))
+    assert set(summary["attribute_counts"]["background"]) <= {"plain", "striped"}
+    for side in tmp_path.glob("shapes_*.json"):
+        a = json.loads(side.read_text())["attributes"]
+        assert a["background"] == "plain" or (a["background"], a["shape"]) == ("striped", "circle")
+    held = json.loads((tmp_path / "heldout.json").read_text())
+    # green+up: 3 shapes x 2 speeds on plain, plus the striped circles at 2 speeds.
+    assert len(held) == 3 * 2 + 2 and all(h["attributes"]["color"] == "green" for h in held)
 
 
 def test_cli(tmp_path):
