@@ -1,8 +1,8 @@
 """The streaming shard loader: webdataset tars -> shape-bucketed, decoded batches with a resumable position.
 
-Each rank's dataloader workers are "slots" (rank * workers + worker). When there are at least as many
-shards as slots, each slot reads its own shards; otherwise every slot reads every shard and keeps every
-n-th sample. Per epoch (seeded by `seed + epoch`) the shard order and a shuffle buffer fix the sample
+Each rank's dataloader workers are "slots" (rank * workers + worker). When there are at least
+`SHARDS_PER_SLOT` shards a slot, each slot reads its own shards; with fewer (shards differ in size, and a
+slot with one small shard could not fill a batch) every slot reads every shard and keeps every n-th sample. Per epoch (seeded by `seed + epoch`) the shard order and a shuffle buffer fix the sample
 order; samples are grouped by their bucket (frames x height x width, chosen from the clip's JSON
 metadata) into batches, and only then decoded. A slot's position is (epoch, batches taken), so a
 resumed loader replays the cheap part (reading tars, shuffling, bucketing) and decodes nothing it
@@ -33,6 +33,7 @@ from reelforge.platform.config import ConfigError
 from reelforge.train.models.text import from_shard_rows
 
 Sample = dict[str, Any]  # one shard sample: extension -> bytes, plus "__key__"
+SHARDS_PER_SLOT = 4  # fewer shards than this per slot: slots share shards and split their samples
 
 
 @dataclass
@@ -162,7 +163,7 @@ class ShardStream(IterableDataset):
     def _samples(self, epoch: int, slot: int, slots: int) -> Iterator[Sample]:
         order = list(self.shards)
         random.Random(_seed(self.seed, epoch, "shards")).shuffle(order)
-        if len(order) >= slots:
+        if len(order) >= SHARDS_PER_SLOT * slots:
             for uri in order[slot::slots]:
                 yield from read_shard(uri)
             return
