@@ -2,14 +2,15 @@
 
 Metric columns come from the metrics' own declarations; a summary metric is the mean over the
 videos that have a value (a bool column's mean is the share of True), with its count, so a
-null score never counts as zero.
+null score never counts as zero. A checkpoint eval writes one such set per checkpoint and, above
+them, a summary.json that lists the checkpoints (`checkpoints_summary`); `read_summaries` reads either.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -110,3 +111,47 @@ def read_summary(folder: str) -> dict[str, Any]:
     if not storage.exists(path):
         raise FileNotFoundError(f"{folder} has no summary.json: is it the output folder of `reelforge eval`?")
     return json.loads(storage.read_text(path))
+
+
+def read_summaries(folder: str) -> list[dict[str, Any]]:
+    """The result sets of an earlier eval output folder: its summary, or each checkpoint's of a checkpoint eval."""
+    top = read_summary(folder)
+    if "checkpoints" not in top:
+        return [top]
+    return [read_summary(storage.join(folder, c["folder"])) for c in top["checkpoints"]]
+
+
+@dataclass
+class ScoredSet:
+    """One scored result set as written to `output`, with what a combined report and the tracker need."""
+
+    summary: dict[str, Any]  # its summary.json
+    rows: list[dict[str, Any]]  # its results.parquet rows
+    columns: list[Column]  # its metric columns
+    output: str  # the folder it was written to
+    report: str  # its report.html
+    previews: dict[str, bytes] = field(default_factory=dict)  # video name -> preview mp4
+    regressions: int = 0  # regressions against report.compare
+
+
+def checkpoints_summary(*, suite: str, sets: list[ScoredSet], verdicts: list[PromptVerdict], prompts: int,
+                        sampled: int, sampling: dict[str, Any], regressions: list[tuple[str, str, float]]
+                        ) -> dict[str, Any]:
+    """The top summary.json of a checkpoint eval: each checkpoint's headline (its folder holds the rest),
+    the regressions against the reference, and every prompt the filter did not allow."""
+    entries = []
+    for s in sets:
+        sm = s.summary
+        entries.append({"label": sm["label"], "checkpoint": sm["checkpoint"], "checkpoint_step": sm["checkpoint_step"],
+                        "folder": sm["label"], "samples": sm["samples"], "videos": sm["videos"],
+                        "scored": sm["scored"], "errors": len(sm["errors"]), "flagged_videos": len(sm["flagged_videos"]),
+                        "metrics": {name: m["mean"] for name, m in sm["metrics"].items()}})
+    return {
+        "suite": suite, "checkpoints": entries, "sampling": sampling,
+        "prompts": {"total": prompts, "sampled": sampled,
+                    "blocked": sum(v.action == "block" for v in verdicts),
+                    "flagged": sum(v.action == "flag" for v in verdicts)},
+        "flagged_prompts": [{"prompt": v.prompt, "action": v.action, "reason": v.reason, "score": v.score,
+                             "sampled": v.action != "block"} for v in verdicts if v.action != "allow"],
+        "regressions": [{"label": label, "metric": metric, "change": change} for label, metric, change in regressions],
+    }

@@ -46,6 +46,20 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained run: the debug DiT for 2 steps on the train tests' dataset, a checkpoint at each step."""
+    from tests.conftest import run_cli
+    from tests.train.train_helpers import build_dataset, train_args
+
+    dataset = build_dataset(tmp_path_factory.getbasetemp())  # shared with tests/train in one session
+    out = tmp_path_factory.mktemp("eval-run") / "run"
+    done = run_cli(*train_args(dataset, out, "trainer.max_steps=2", "trainer.checkpoint_every_steps=1"),
+                   cwd=out.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
 def evaluated(tmp_path_factory, synth_dir) -> dict[str, Path]:
     """Two evaluated folders: clean videos, then a degraded copy compared against them."""
     root = tmp_path_factory.mktemp("evaljob")
