@@ -4,6 +4,12 @@ Follows Peebles & Xie, "Scalable Diffusion Models with Transformers" (adaLN-zero
 the video-model changes of Sora's report, Open-Sora 2.0, Wan 2.1 and HunyuanVideo: spacetime
 patches of any (T, H, W), 3D RoPE instead of a position table, QK-norm, cross-attention to the
 text encoder's tokens with a mask. An image is a one-frame video. Sizes live in conf/model/*.yaml.
+
+With a sequence-parallel group (train/ulysses.py, DeepSpeed-Ulysses) each rank of the group keeps a
+contiguous slice of the video tokens (padded to a multiple of the group size, padding masked out as
+keys), self-attention runs over all tokens with 1/P of the heads after an all-to-all, cross-attention
+to the replicated caption stays local, MMDiT's text stream is replicated and lends each rank its heads,
+and the output is gathered so every rank returns the whole video.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
@@ -30,6 +37,7 @@ from reelforge.train.models.embed import (
     token_mask,
     unpatchify,
 )
+from reelforge.train.ulysses import SequenceShard
 
 
 @dataclass
@@ -87,6 +95,14 @@ def check_config(cfg: DiTConfig) -> None:
                           "rotary channels: use a value near 0.25 or wider heads.")
 
 
+def check_sequence_parallel(cfg: DiTConfig, size: int) -> None:
+    """Ulysses gives each rank of a sequence-parallel group of `size` ranks num_heads / size heads."""
+    if cfg.num_heads % size:
+        raise ConfigError(f"model.num_heads={cfg.num_heads} must be a multiple of trainer.sequence_parallel={size}: "
+                          "each rank of a sequence-parallel group attends with num_heads / sequence_parallel heads; "
+                          "lower trainer.sequence_parallel or pick a model with more heads.")
+
+
 def load_preset(name: str) -> DiTConfig:
     """conf/model/<name>.yaml merged onto DiTConfig's defaults (unknown keys fail)."""
     from reelforge.platform.cli import conf_dir
@@ -128,15 +144,22 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                shard: SequenceShard | None = None) -> torch.Tensor:
+        """`mask` (B, M) marks the keys to attend; with a `shard` (self-attention only) x holds this rank's
+        tokens and `mask` covers the whole padded sequence."""
         b, n, d = x.shape
         q = self.q(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)  # (B, H, N, Dh)
         k, v = self.kv(context).view(b, -1, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, M, Dh)
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if shard is not None:  # Ulysses: (local tokens, all heads) -> (all tokens, this rank's heads)
+            q, k, v = shard.to_heads(torch.stack((q, k, v))).unbind(0)  # 3 x (B, H/P, N*P, Dh)
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, M), True = attend
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, Dh)
+        if shard is not None:
+            out = shard.to_tokens(out)  # (B, H, N, Dh) again: this rank's tokens
         return self.out(out.transpose(1, 2).reshape(b, n, d))  # (B, N, D)
 
 
@@ -156,11 +179,11 @@ class DiTBlock(nn.Module):
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
-                mask: torch.Tensor | None, text: torch.Tensor, text_mask: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor | None, text: torch.Tensor, text_mask: torch.Tensor,
+                shard: SequenceShard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)  # 6 x (B, D)
         h = modulate(self.norm1(x), shift1, scale1)
-        x = x + gate1[:, None] * self.attn(h, h, mask, rope)  # (B, N, D)
+        x = x + gate1[:, None] * self.attn(h, h, mask, rope, shard)  # (B, N, D)
         x = x + self.cross(self.norm_cross(x), text, text_mask)
         return x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2)), text
 
@@ -192,8 +215,8 @@ class JointBlock(nn.Module):
         self.streams = nn.ModuleList(streams)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
-                mask: torch.Tensor | None, text: torch.Tensor, text_mask: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor | None, text: torch.Tensor, text_mask: torch.Tensor,
+                shard: SequenceShard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         b, n, d = x.shape
         mods, qkvs = [], []
         for i, (s, h) in enumerate(zip(self.streams, (x, text), strict=True)):
@@ -203,13 +226,21 @@ class JointBlock(nn.Module):
             q, k = s["q_norm"](q), s["k_norm"](k)
             if i == 0:
                 q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            if shard is not None:  # video: all tokens, this rank's heads; the replicated text: its heads
+                qkv = torch.stack((q, k, v))  # (3, B, H, M, Dh)
+                q, k, v = (shard.to_heads(qkv) if i == 0 else shard.local_heads(qkv)).unbind(0)  # (B, H/P, M', Dh)
             mods.append(mod)
             qkvs.append((q, k, v))
         q, k, v = (torch.cat((qkvs[1][j], qkvs[0][j]), dim=2) for j in range(3))  # (B, H, L+N, Dh)
-        video_mask = torch.ones(b, n, dtype=torch.bool, device=x.device) if mask is None else mask
+        video_keys = qkvs[0][1].shape[2]
+        video_mask = torch.ones(b, video_keys, dtype=torch.bool, device=x.device) if mask is None else mask
         keys = torch.cat((text_mask, video_mask), dim=1)[:, None, None, :]  # (B, 1, 1, L+N)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys).transpose(1, 2).reshape(b, -1, d)
-        outs = (out[:, text.shape[1]:], out[:, : text.shape[1]])  # (B, N, D), (B, L, D)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)  # (B, H, L+N, Dh)
+        video_out, text_out = out[:, :, text.shape[1]:], out[:, :, : text.shape[1]]
+        if shard is not None:
+            video_out = shard.to_tokens(video_out)  # (B, H, N, Dh): this rank's tokens, all heads
+            text_out = shard.gather_heads(text_out)  # (B, H, L, Dh)
+        outs = (video_out.transpose(1, 2).reshape(b, n, d), text_out.transpose(1, 2).reshape(b, -1, d))  # (B, N|L, D)
         results = []
         for s, h, o, mod in zip(self.streams, (x, text), outs, mods, strict=True):
             if "out" not in s:
@@ -233,12 +264,20 @@ class FinalLayer(nn.Module):
 
 
 class DiT(nn.Module):
-    """Predicts the flow velocity of a latent video (B, C, T, H, W) at times t (B,) given caption tokens."""
+    """Predicts the flow velocity of a latent video (B, C, T, H, W) at times t (B,) given caption tokens.
 
-    def __init__(self, cfg: DiTConfig) -> None:
+    With `sequence_group` (train/ulysses.py) every rank of the group gets the same inputs, works on its
+    slice of the tokens and returns the whole output; its parameter gradients are this rank's share
+    (the group's shares sum to the gradient of the loss every rank computes from the output).
+    """
+
+    def __init__(self, cfg: DiTConfig, sequence_group: dist.ProcessGroup | None = None) -> None:
         super().__init__()
         check_config(cfg)
+        if sequence_group is not None:
+            check_sequence_parallel(cfg, dist.get_world_size(sequence_group))
         self.cfg = cfg
+        self.sequence_group = sequence_group
         self.patch = tuple(cfg.patch_size)
         d, patch_dim = cfg.hidden_dim, cfg.in_channels * cfg.patch_size[0] * cfg.patch_size[1] * cfg.patch_size[2]
         self.x_embed = nn.Linear(patch_dim, d)
@@ -294,13 +333,19 @@ class DiT(nn.Module):
         self._check_inputs(x, text)
         b, c, *size = x.shape
         grid = patch_grid(tuple(size), self.patch)
-        tokens = self.x_embed(patchify(pad_to_patches(x, self.patch), self.patch))  # (B, N, D)
+        tokens = patchify(pad_to_patches(x, self.patch), self.patch)  # (B, N, P*C)
         mask = None
         if sizes is not None or any(g * p != s for g, p, s in zip(grid, self.patch, size, strict=True)):
             full = torch.tensor(size, device=x.device).expand(b, 3)
             mask = token_mask(full if sizes is None else torch.minimum(sizes.to(x.device), full), grid, self.patch)
             mask = None if bool(mask.all()) else mask  # (B, N); None keeps the flash path
-        rope = self.rope(grid_positions(grid, x.device))  # 2 x (N, R)
+        positions, keys, shard = grid_positions(grid, x.device), mask, None  # (N, 3), (B, N)
+        if self.sequence_group is not None:  # Ulysses: this rank keeps a contiguous slice of the tokens
+            shard = SequenceShard.of(self.sequence_group, tokens.shape[1])
+            keys = shard.key_mask(mask, b, x.device)  # (B, N_pad): the padding is never a key
+            tokens, positions = shard.split(tokens, 1), shard.split(positions, 0)  # (B, N_pad/P, P*C), (N_pad/P, 3)
+        tokens = self.x_embed(tokens)  # (B, N, D)
+        rope = self.rope(positions)  # 2 x (N, R)
 
         text_mask = text_mask.bool()
         ctx = self.text_proj(text)  # (B, L, D)
@@ -314,10 +359,12 @@ class DiT(nn.Module):
 
         for block in self.blocks:
             if self.cfg.gradient_checkpointing and self.training:
-                tokens, ctx = checkpoint(block, tokens, cond, rope, mask, ctx, ctx_mask, use_reentrant=False)
+                tokens, ctx = checkpoint(block, tokens, cond, rope, keys, ctx, ctx_mask, shard, use_reentrant=False)
             else:
-                tokens, ctx = block(tokens, cond, rope, mask, ctx, ctx_mask)  # (B, N, D), (B, 1+L, D)
+                tokens, ctx = block(tokens, cond, rope, keys, ctx, ctx_mask, shard)  # (B, N, D), (B, 1+L, D)
         out = self.final(tokens, cond)  # (B, N, P*C)
+        if shard is not None:
+            out = shard.gather(out, 1)  # (B, N, P*C): the whole video on every rank
         if mask is not None:
             out = out * mask[..., None].to(out.dtype)
         out = unpatchify(out, grid, self.patch, c)  # (B, C, gt*pt, gh*ph, gw*pw)
