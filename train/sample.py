@@ -72,7 +72,11 @@ def check(cfg: SampleConfig) -> None:
             raise ConfigError(f"{name}={value} must be positive (or null for the training size).")
     if cfg.steps < 1 or cfg.fps <= 0:
         raise ConfigError("steps must be at least 1 and fps positive.")
-    ckpt.read_state(ckpt.resolve(cfg.checkpoint))  # a missing or corrupt checkpoint fails before any output
+    folder = ckpt.resolve(cfg.checkpoint)
+    ckpt.read_state(folder)  # a missing or corrupt checkpoint fails before any output
+    if "model" not in ckpt.read_model_meta(folder):
+        raise ConfigError(f"checkpoint={cfg.checkpoint!r} is a task=vae run (an autoencoder, no DiT to sample): "
+                          "point checkpoint= at a DiT run, or use the VAE with vae.path= when training one.")
 
 
 def run(cfg: SampleConfig, ctx: Any) -> dict[str, Any]:

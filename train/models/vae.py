@@ -24,8 +24,9 @@ class VAEConfig:
     # "identity" (pixel space), "causal" (ours, train/models/causal_vae.py) or a diffusers
     # pretrained VAE: "wan" (Wan 2.1), "cogvideox", "hunyuan" (HunyuanVideo).
     kind: str = "identity"
-    # Local weights: a diffusers model folder for wan/cogvideox/hunyuan (required), a .safetensors
-    # file for causal (null: randomly initialised, to train it).
+    # Weights: a local diffusers model folder for wan/cogvideox/hunyuan (required); for causal, a local
+    # .safetensors file or a `task=vae` run, its checkpoints/ or a step folder (EMA weights; pinned to
+    # that step when a run starts), or null: randomly initialised, to train it.
     path: str | None = None
     # Causal VAE: latent channels.
     latent_channels: int = 16
@@ -149,8 +150,51 @@ def check_config(cfg: VAEConfig) -> None:
         raise ConfigError("vae.latent_channels, base_channels, num_res_blocks and channel_mults must be positive.")
 
 
+# The fields that fix the causal VAE's parameters; the others (chunking, tiling, latent normalisation,
+# kl_weight, sampling) may differ between the run that trained it and a run that loads it.
+ARCHITECTURE_FIELDS = ("latent_channels", "base_channels", "channel_mults", "num_res_blocks", "time_compression",
+                       "space_compression")
+
+
+def resolve_weights(cfg: VAEConfig) -> str:
+    """What a causal `vae.path` names: a .safetensors file as given, or the step folder of a `task=vae`
+    checkpoint (a run folder means its latest), after checking its model.json has this architecture."""
+    assert cfg.kind == "causal" and cfg.path
+    if cfg.path.endswith(".safetensors"):
+        return cfg.path
+    from reelforge.train import checkpoint as ckpt
+
+    try:
+        folder = ckpt.resolve(cfg.path)
+        meta = ckpt.read_model_meta(folder)
+    except ckpt.CheckpointError as err:
+        raise ConfigError(f"vae.path={cfg.path!r} is neither a .safetensors file nor a checkpoint of a task=vae "
+                          f"run: {err}") from err
+    if meta.get("task") != "vae":
+        raise ConfigError(f"vae.path={cfg.path!r} is a checkpoint of a DiT run, which holds no trained VAE: point "
+                          "it at a run trained with task=vae (or at its checkpoints/step_NNNNNNN folder).")
+    for name in ("kind", *ARCHITECTURE_FIELDS):
+        if meta["vae"][name] != getattr(cfg, name):
+            raise ConfigError(f"vae.path={cfg.path!r} holds a VAE with vae.{name}={meta['vae'][name]}, but this run "
+                              f"has vae.{name}={getattr(cfg, name)}: use the vae= preset that run trained (see "
+                              f"{folder}/model.json) or set vae.{name}={meta['vae'][name]}.")
+    return folder
+
+
+def load_causal_weights(cfg: VAEConfig) -> dict[str, torch.Tensor]:
+    """The causal VAE weights `vae.path` names (safetensors only: nothing is unpickled)."""
+    where = resolve_weights(cfg)
+    if where.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(where)
+    from reelforge.train import checkpoint as ckpt
+
+    return ckpt.load_weights(where)
+
+
 def build_autoencoder(cfg: VAEConfig) -> AutoencoderBase:
-    """The autoencoder `cfg` names, in eval mode; causal weights load from `path` when set."""
+    """The autoencoder `cfg` names, in eval mode; causal weights load from `path` (see `resolve_weights`) when set."""
     check_config(cfg)
     if cfg.kind == "identity":
         return IdentityAutoencoder().eval()
@@ -159,9 +203,7 @@ def build_autoencoder(cfg: VAEConfig) -> AutoencoderBase:
 
         vae = CausalVAE(cfg)
         if cfg.path:
-            from safetensors.torch import load_file
-
-            vae.load_state_dict(load_file(cfg.path))
+            vae.load_state_dict(load_causal_weights(cfg))
         return vae.eval()
     from reelforge.train.models.vae_diffusers import DiffusersAutoencoder
 
