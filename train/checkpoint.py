@@ -83,6 +83,17 @@ def latest(run: str) -> str | None:
     return resolve(run)
 
 
+def complete_steps(run: str) -> list[str]:
+    """The run folder's complete checkpoint folders (train_state.json written), oldest first."""
+    root = storage.join(run, CHECKPOINTS)
+    if not storage.exists(root):
+        return []
+    fs, path = storage.filesystem(root)
+    fs.invalidate_cache(path)
+    names = sorted(n for p in fs.ls(path, detail=False) if STEP_RE.match(n := posixpath.basename(p.rstrip("/"))))
+    return [storage.join(root, n) for n in names if storage.exists(storage.join(root, n, STATE))]
+
+
 def read_state(folder: str) -> dict[str, Any]:
     """train_state.json of a checkpoint, after checking that every file it lists is there at its size."""
     path = storage.join(folder, STATE)

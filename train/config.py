@@ -1,22 +1,25 @@
 """Typed configs of the `train` job: the trainer profile (`conf/trainer/*.yaml`) and the job root.
 
 The root composes the model preset (`model=`), the VAE, the text encoder, the diffusion process and
-the loader with the trainer profile; `check` validates all of it before a run starts.
+the loader with the trainer profile; `check` validates all of it before a run starts (and pins a
+causal `vae.path` that names a run to that run's latest checkpoint step).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from reelforge.platform.config import ConfigError, RayJobConfig, check_choice
 from reelforge.train.diffusion import RectifiedFlowConfig
 from reelforge.train.diffusion import check_config as check_diffusion
-from reelforge.train.loader import LoaderConfig, list_shards
+from reelforge.train.loader import LoaderConfig, list_shards, parse_bucket
 from reelforge.train.loader import check_config as check_loader
-from reelforge.train.models.dit import DiTConfig
+from reelforge.train.models.dit import DiTConfig, check_sequence_parallel
 from reelforge.train.models.dit import check_config as check_model
 from reelforge.train.models.text import TextEncoderConfig
-from reelforge.train.models.vae import VAEConfig
+from reelforge.train.models.vae import VAEConfig, resolve_weights
+from reelforge.train.models.vae import check_config as check_vae
 
 RESUME_MODES = ("auto", "never")
 
@@ -27,6 +30,9 @@ class TrainerConfig:
     max_steps: int = 1000
     # Ranks: Ray Train workers, one CPU or GPU each (1 runs in this process unless launcher=ray).
     num_workers: int = 1
+    # Ranks per DeepSpeed-Ulysses sequence-parallel group (train/ulysses.py): each splits one batch's video
+    # tokens and attention heads among its ranks, for long videos; must divide num_workers (1 is off).
+    sequence_parallel: int = 1
     # "auto": Ray Train when num_workers > 1, else this process (or the torchrun ranks); "ray"; "process".
     launcher: str = "auto"
     # Device per rank: "auto" (cuda when present), "cpu" or "cuda".
@@ -90,14 +96,17 @@ class TrainerConfig:
 
 
 @dataclass
-class TrainJobConfig(RayJobConfig):
+class TrainSettings:
+    """What to train on and how; `reelforge train` and the demo both carry these."""
+
     # Dataset folder written by `reelforge ingest` (local or object store).
     dataset: str = ""
-    # What to train: "dit" (the video diffusion transformer).
+    # What to train: "dit" (the video diffusion transformer) or "vae" (the causal video autoencoder
+    # chosen by vae=, on the same shards: train/vae_task.py).
     task: str = "dit"
     # The DiT (conf/model/<preset>.yaml, e.g. model=debug).
     model: DiTConfig = field(default_factory=DiTConfig)
-    # The autoencoder the DiT works in (identity = pixel space).
+    # The autoencoder the DiT works in (identity = pixel space), or the one task=vae trains.
     vae: VAEConfig = field(default_factory=VAEConfig)
     # Encodes captions when the shards carry no token states.
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
@@ -109,6 +118,11 @@ class TrainJobConfig(RayJobConfig):
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
+@dataclass
+class TrainJobConfig(RayJobConfig, TrainSettings):
+    """Root of `reelforge train`: the train settings plus output, tracking, logging and the Ray cluster."""
+
+
 def check_trainer(cfg: TrainerConfig) -> None:
     check_choice(cfg.launcher, ("auto", "ray", "process"), "trainer.launcher")
     check_choice(cfg.device, ("auto", "cpu", "cuda"), "trainer.device")
@@ -117,7 +131,7 @@ def check_trainer(cfg: TrainerConfig) -> None:
     check_choice(cfg.optimizer_impl, ("torch", "deepspeed"), "trainer.optimizer_impl")
     check_choice(cfg.zero_stage, (0, 1, 2, 3), "trainer.zero_stage")
     for name in ("max_steps", "num_workers", "grad_accum_steps", "keep_checkpoints", "log_every_steps",
-                 "ema_every_steps", "sample_steps"):
+                 "ema_every_steps", "sample_steps", "sequence_parallel"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"trainer.{name}={getattr(cfg, name)} must be at least 1.")
     for name in ("warmup_steps", "checkpoint_every_steps", "sample_every_steps", "max_failures", "fail_at_step"):
@@ -129,6 +143,10 @@ def check_trainer(cfg: TrainerConfig) -> None:
         raise ConfigError(f"trainer.ema_decay={cfg.ema_decay} must be in [0, 1) (0 turns the EMA off).")
     if len(cfg.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.betas):
         raise ConfigError(f"trainer.betas={cfg.betas} must be two numbers in [0, 1).")
+    if cfg.num_workers % cfg.sequence_parallel:
+        raise ConfigError(f"trainer.sequence_parallel={cfg.sequence_parallel} must divide trainer.num_workers="
+                          f"{cfg.num_workers} (the ranks split into groups of sequence_parallel): pick a divisor "
+                          "of num_workers, or more workers.")
     if cfg.offload_optimizer and cfg.zero_stage == 0:
         raise ConfigError("trainer.offload_optimizer needs trainer.zero_stage 1, 2 or 3.")
     if cfg.resume not in RESUME_MODES and not cfg.resume:
@@ -139,12 +157,52 @@ def check(cfg: TrainJobConfig) -> None:
     """Raise ConfigError naming the key and the fix, before anything is written."""
     if not cfg.dataset:
         raise ConfigError("dataset= is required: the folder written by `reelforge ingest` (e.g. dataset=my-data).")
-    check_choice(cfg.task, ("dit",), "task")
+    check_settings(cfg)
+
+
+def check_settings(cfg: TrainSettings, dataset_ready: bool = True) -> None:
+    """Everything `check` checks; with dataset_ready=False (the demo, before it ingests) not the shards."""
+    check_choice(cfg.task, ("dit", "vae"), "task")
     check_model(cfg.model)
     check_diffusion(cfg.diffusion)
     check_loader(cfg.loader)
     check_trainer(cfg.trainer)
-    list_shards(cfg.dataset)  # a dataset without shards fails before the run folder is made
+    if cfg.trainer.sequence_parallel > 1:
+        if cfg.task != "dit":
+            raise ConfigError(f"trainer.sequence_parallel={cfg.trainer.sequence_parallel} splits the DiT's video "
+                              f"tokens; task={cfg.task} has no sequence-parallel model: set trainer.sequence_parallel=1.")
+        check_sequence_parallel(cfg.model, cfg.trainer.sequence_parallel)
+    if dataset_ready:
+        list_shards(cfg.dataset)  # a dataset without shards fails before the run folder is made
+    check_vae_choice(cfg)
+    if cfg.task == "vae":
+        return
     if cfg.vae.kind == "identity" and cfg.model.in_channels != 3:
         raise ConfigError(f"vae=identity trains in pixel space, which needs model.in_channels=3 (got "
                           f"{cfg.model.in_channels}): pick model=debug or set model.in_channels=3.")
+    if cfg.vae.kind == "causal" and cfg.model.in_channels != cfg.vae.latent_channels:
+        raise ConfigError(f"the DiT works in the causal VAE's latents, which have vae.latent_channels="
+                          f"{cfg.vae.latent_channels} channels: set model.in_channels={cfg.vae.latent_channels}.")
+
+
+def check_vae_choice(cfg: TrainSettings) -> None:
+    """The VAE fits the task and the buckets; a causal `vae.path` is pinned to one checkpoint step."""
+    if cfg.task == "vae" and cfg.vae.kind != "causal":
+        raise ConfigError(f"task=vae trains our causal VAE, but vae.kind={cfg.vae.kind!r}: pick vae=causal_tiny "
+                          "(CPU) or vae=causal. identity has no weights to train, and the diffusers VAEs (wan, "
+                          "cogvideox, hunyuan) are loaded frozen here: this code has no loss or training path for "
+                          "their architectures.")
+    check_vae(cfg.vae)
+    if cfg.vae.kind != "causal":
+        return
+    tc, s = cfg.vae.time_compression, cfg.vae.space_compression
+    for bucket in cfg.loader.buckets:
+        frames, height, width = parse_bucket(bucket)
+        if (frames - 1) % tc or height % s or width % s:
+            fit = f"{1 + math.ceil((frames - 1) / tc) * tc}x{math.ceil(height / s) * s}x{math.ceil(width / s) * s}"
+            raise ConfigError(f"loader.buckets entry {bucket!r} does not fit the causal VAE: frames must be 1 + a "
+                              f"multiple of vae.time_compression={tc}, height and width multiples of "
+                              f"vae.space_compression={s}; use {fit!r} instead.")
+    if cfg.vae.path:
+        # Pinned, so the run's model.json names the exact VAE weights, not a `latest` that moves on.
+        cfg.vae.path = resolve_weights(cfg.vae)

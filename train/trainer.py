@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from reelforge.platform import storage
 from reelforge.platform.config import ConfigError
@@ -37,8 +38,9 @@ from reelforge.train.loader import StreamLoader, describe
 from reelforge.train.metrics import MetricLogger
 from reelforge.train.models.dit import DiT
 from reelforge.train.models.embed import patch_grid
-from reelforge.train.models.vae import build_autoencoder
+from reelforge.train.models.vae import AutoencoderBase, build_autoencoder
 from reelforge.train.periodic import FaultInjector, make_sampler
+from reelforge.train.ulysses import new_sequence_group, parallel_layout
 
 CONFIG = TrainJobConfig
 __all__ = ["CONFIG", "Trainer", "check", "run", "train_worker"]
@@ -90,11 +92,14 @@ class Trainer:
             torch.set_num_threads(self.t.torch_threads)
         torch.manual_seed(self.t.seed)  # the same init on every rank
         self.dtype = precision_dtype(self.t, info.device)
-        self.engine = wrap(DiT(cfg.model), self.t, cfg.loader.batch_size, info)
+        # Ranks of one sequence-parallel group share a batch and noise: data and RNG follow the replica.
+        self.layout = parallel_layout(info.rank, info.world_size, self.t.sequence_parallel)
+        self.sequence_group = new_sequence_group(self.layout)
+        self.engine = wrap(self.build_model(), self.t, cfg.loader.batch_size, info)
         self.flow = RectifiedFlow(cfg.diffusion)
-        self.vae = build_autoencoder(cfg.vae).to(info.device).eval()
-        self.loader = StreamLoader(cfg.dataset, cfg.loader, self.t.seed, info.rank, info.world_size)
-        self.generator = torch.Generator().manual_seed(self.t.seed * 1_000_003 + info.rank)
+        self.vae = self.latent_autoencoder()
+        self.loader = StreamLoader(cfg.dataset, cfg.loader, self.t.seed, self.layout.dp_rank, self.layout.dp_size)
+        self.generator = torch.Generator().manual_seed(self.t.seed * 1_000_003 + self.layout.dp_rank)
         self.ema = make_ema(self.engine.module, self.t.ema_decay, self.t.ema_every_steps, self.t.zero_stage,
                             info.is_main)
         self.checkpointer = ckpt.Checkpointer(cfg.output or "", self.t.checkpoint_every_steps,
@@ -109,6 +114,15 @@ class Trainer:
         self._encoder: Any = None
         self.step = self.samples_seen = 0
         self.resume(resume_from)
+
+    # ---- what is trained (a task subclass overrides these: train/vae_task.py) ----
+    def build_model(self) -> nn.Module:
+        """The plain module the engine trains."""
+        return DiT(self.cfg.model, self.sequence_group)
+
+    def latent_autoencoder(self) -> AutoencoderBase:
+        """The frozen autoencoder whose latents the model learns, on this rank's device."""
+        return build_autoencoder(self.cfg.vae).to(self.info.device).eval()
 
     # ---- state ----
     def model_meta(self) -> dict[str, Any]:
@@ -141,6 +155,10 @@ class Trainer:
         if folder is None:
             return
         state = self.checkpointer.load(self.engine, folder)
+        written = int(state.get("sequence_parallel", 1))  # checkpoints from before the key were all sp=1
+        if written != self.layout.sp_size:
+            raise ConfigError(f"{folder} was written with trainer.sequence_parallel={written}: resume with that value "
+                              "(the loader positions and RNG are per data-parallel replica), or start a new output.")
         self.step, self.samples_seen = int(state["step"]), int(state["samples_seen"])
         self.ema.load_state_dict(ckpt.load_weights(folder) if self.info.is_main else {})
         self.ema.updates = int(state["ema_updates"])
@@ -150,7 +168,8 @@ class Trainer:
 
     def save(self) -> str:
         weights = self.ema.state_dict()
-        state = {"step": self.step, "samples_seen": self.samples_seen, "ema_updates": self.ema.updates}
+        state = {"step": self.step, "samples_seen": self.samples_seen, "ema_updates": self.ema.updates,
+                 "sequence_parallel": self.layout.sp_size}
         folder = self.checkpointer.save(self.engine, self.step, state, self.rank_state(), weights, self.model_meta())
         if self.reporter is not None:
             self.reporter(dict(self.metrics.last, step=self.step), folder)
@@ -175,13 +194,18 @@ class Trainer:
             x0 = (video if batch["latent"] else self.vae.encode(video)).to(self.dtype)  # (B, C, T, H, W)
         text, mask = self.text_for(batch)
         out = self.flow.training_loss(self.engine, x0, text, mask, generator=self.generator)
-        self.engine.backward(out.loss)
+        # Under sequence parallelism each rank's gradients are a share of its group's; DeepSpeed averages
+        # over all ranks, so grad_scale (= sp) makes the result the mean over data-parallel replicas.
+        self.engine.backward(out.loss * self.layout.grad_scale)
         self.engine.step()
         size = tuple(x0.shape[2:])
-        tokens = math.prod(patch_grid(size, tuple(self.cfg.model.patch_size))) * x0.shape[0]
-        flops = dit_train_flops(self.cfg.model, size, text.shape[1]) * x0.shape[0]
-        self.metrics.add(out.per_sample, self.flow.bucket_losses(out.per_sample, out.t), tokens, flops, wait)
-        self.samples_seen += x0.shape[0] * self.info.world_size
+        # The ranks of a sequence-parallel group hold the same samples: each counts every sp-th of them.
+        mine = slice(self.layout.sp_rank, None, self.layout.sp_size)
+        per_sample, t = out.per_sample[mine], out.t[mine]
+        tokens = math.prod(patch_grid(size, tuple(self.cfg.model.patch_size))) * per_sample.numel()
+        flops = dit_train_flops(self.cfg.model, size, text.shape[1]) * per_sample.numel()
+        self.metrics.add(per_sample, self.flow.bucket_losses(per_sample, t), tokens, flops, wait)
+        self.samples_seen += x0.shape[0] * self.layout.dp_size
 
     def train_step(self) -> None:
         set_lr(self.engine, lr_at(self.t, self.step))
@@ -217,14 +241,25 @@ def train_worker(cfg: TrainJobConfig, tracker: Tracker | None = None, reporter: 
                  resume_from: str | None = None) -> dict[str, Any]:
     """Train on this rank (plain process, torchrun rank or Ray Train worker); returns rank 0's summary."""
     info = init_distributed(cfg.trainer.device)
-    trainer = Trainer(cfg, info, tracker if info.is_main else None, reporter, resume_from)
+    trainer_cls = Trainer
+    if cfg.task == "vae":
+        from reelforge.train.vae_task import VAETrainer
+
+        trainer_cls = VAETrainer
+    trainer = trainer_cls(cfg, info, tracker if info.is_main else None, reporter, resume_from)
     summary = trainer.fit()
     dist.barrier()
     return summary
 
 
 def run(cfg: TrainJobConfig, ctx: Any) -> dict[str, Any]:
-    resume_folder(cfg)  # a wrong resume= fails here, before any worker starts
+    folder = resume_folder(cfg)  # a wrong resume= fails here, before any worker starts
+    if folder is not None:
+        ranks = int(ckpt.read_state(folder)["world_size"])
+        if ranks != cfg.trainer.num_workers:
+            raise ConfigError(f"{folder} was written by {ranks} ranks and this run has trainer.num_workers="
+                              f"{cfg.trainer.num_workers}: resume with trainer.num_workers={ranks} (the optimizer "
+                              "shards and loader positions are per rank), or start a new output folder.")
     info = describe(cfg.dataset)
     ctx.run.meta["dataset"] = {"path": cfg.dataset, **info}
     ctx.run.write_meta()

@@ -54,6 +54,15 @@ def test_layout_marker_and_keep_last_k(run):
     assert json.loads((step / "model.json").read_text())["model"]["hidden_dim"] == 128
 
 
+def test_complete_steps_lists_committed_checkpoints_oldest_first(copy, tmp_path):
+    steps = copy / "checkpoints"
+    assert ckpt.complete_steps(str(copy)) == [str(steps / "step_0000004"), str(steps / "step_0000006")]
+    (steps / "step_0000004" / "train_state.json").unlink()  # a save that never committed
+    (steps / "step_0000008").mkdir()
+    assert ckpt.complete_steps(str(copy)) == [str(steps / "step_0000006")]
+    assert ckpt.complete_steps(str(tmp_path / "nothing")) == []
+
+
 def test_weights_load_into_the_model_without_unpickling(run, monkeypatch):
     def no_pickle(*args, **kwargs):
         raise AssertionError("torch.load called")

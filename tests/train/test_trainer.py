@@ -66,6 +66,14 @@ def test_resume_never_refuses_a_folder_with_checkpoints(straight, tiny_dataset):
     assert done.returncode == 2 and "trainer.resume=never" in done.stderr
 
 
+def test_resume_with_another_world_size_is_refused_before_any_worker_starts(straight, tiny_dataset):
+    done = run_cli(*train_args(tiny_dataset, straight, "trainer.num_workers=2", "trainer.max_steps=8"),
+                   cwd=straight.parent)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "written by 1 ranks" in done.stderr and "trainer.num_workers=1" in done.stderr
+    assert "starting Ray" not in done.stderr
+
+
 def test_on_the_fly_captions_accumulation_samples_and_wandb(tiny_dataset, tmp_path):
     """ZeRO-1, 2 micro-batches a step, captions encoded in training, periodic samples logged to offline wandb."""
     out = tmp_path / "run"
