@@ -8,6 +8,7 @@ stage 0-3, fp32 on CPU or bf16 on GPU, gradient accumulation, clipping and optio
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
@@ -59,11 +60,37 @@ def init_distributed(device_kind: str = "auto") -> DistInfo:
     device = pick_device(device_kind, local_rank)
     if device.type == "cpu":
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        load_compiled_op("ShareMemCommBuilder")  # DeepSpeed's CPU allreduce; before it builds it unguarded
     import deepspeed
 
     # A group made by the launcher is kept; otherwise DeepSpeed makes one from the environment.
     deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=device)
+
+
+def load_compiled_op(builder_name: str) -> None:
+    """Build (first time, ~1 min) or load one of DeepSpeed's JIT ops, safe against runs killed mid-build.
+
+    torch's JIT build marks a build in progress with a `lock` file in the op's build folder; a process
+    killed while building leaves it behind and every later DeepSpeed start waits on it forever. Here
+    builds run under an fcntl lock, which the kernel releases when its holder dies: a `lock` file found
+    while holding it belongs to a dead build and is removed. DeepSpeed then finds the op loaded.
+    """
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+    from torch.utils.cpp_extension import _get_build_directory
+
+    builder = get_accelerator().create_op_builder(builder_name)
+    if builder is None or not deepspeed.ops.__compatible_ops__.get(builder.NAME, False):
+        return  # DeepSpeed will not use it either
+    folder = _get_build_directory(builder.name, verbose=False)
+    with open(os.path.join(folder, "reelforge.lock"), "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        stale = os.path.join(folder, "lock")
+        if os.path.exists(stale):
+            log.warning("removing %s, left by a build of %s that was killed", stale, builder.name)
+            os.remove(stale)
+        builder.load(verbose=False)
 
 
 def precision_dtype(cfg: TrainerConfig, device: torch.device) -> torch.dtype:

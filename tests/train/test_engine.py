@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 
 from reelforge.train.config import TrainerConfig
@@ -32,3 +35,28 @@ def test_optimizer_offload():
     assert ds["zero_force_ds_cpu_optimizer"] is False  # torch's AdamW, nothing to compile
     native = deepspeed_config(TrainerConfig(offload_optimizer=True, optimizer_impl="deepspeed"), 2, 1, GPU)
     assert native["zero_force_ds_cpu_optimizer"] is True and native["optimizer"]["params"]["torch_adam"] is False
+
+
+def test_a_build_lock_left_by_a_killed_run_does_not_hang_the_next(tmp_path):
+    """torch's JIT build waits forever on a `lock` file a killed build left; load_compiled_op clears it."""
+    import shutil
+    import subprocess
+    import sys
+
+    from torch.utils.cpp_extension import _get_build_directory
+
+    code = ("import os; os.environ['DS_ACCELERATOR'] = 'cpu'\n"
+            "from reelforge.train.engine import load_compiled_op\n"
+            "load_compiled_op('ShareMemCommBuilder')\n")
+    built = Path(_get_build_directory("deepspeed_shm_comm", verbose=False))
+    env = {**os.environ, "DS_ACCELERATOR": "cpu"}
+    if not any(built.glob("*.so")):  # build it once where the trainer would (about a minute)
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600)
+    extensions = tmp_path / "torch_extensions"  # as TORCH_EXTENSIONS_DIR: op folders right under it
+    shutil.copytree(built, extensions / built.name, ignore=shutil.ignore_patterns("lock", "reelforge.lock"))
+    stale = extensions / built.name / "lock"
+    stale.touch()
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "TORCH_EXTENSIONS_DIR": str(extensions)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not stale.exists() and "left by a build of deepspeed_shm_comm that was killed" in done.stderr
