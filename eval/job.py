@@ -68,7 +68,9 @@ class SafetyConfig:
 
 
 @dataclass
-class EvalConfig(RayJobConfig):
+class EvalSettings:
+    """What to evaluate and how; `reelforge eval` and the demo both carry these."""
+
     # Folder of videos to score (with .json/.txt prompt sidecars when there are any); or give `checkpoint`.
     samples: str | None = None
     # Name of this result set in reports and comparisons; null: the samples folder's name.
@@ -95,6 +97,11 @@ class EvalConfig(RayJobConfig):
     report: ReportConfig = field(default_factory=ReportConfig)
 
 
+@dataclass
+class EvalConfig(RayJobConfig, EvalSettings):
+    """Root of `reelforge eval`: the eval settings plus output, tracking, logging and the Ray cluster."""
+
+
 CONFIG = EvalConfig
 
 
@@ -117,6 +124,11 @@ def check(cfg: EvalConfig) -> None:
             raise ConfigError("label= names a samples= result set; name checkpoints with labels=[...], one each")
         check_sampling(cfg.sampling, cfg.workers)
         resolve_checkpoints(refs, cfg.labels)  # a missing or corrupt checkpoint fails before any output
+    check_scoring(cfg)
+
+
+def check_scoring(cfg: EvalSettings) -> None:
+    """The suite, safety, decoding, preview and report settings (what `check` checks of any mode)."""
     check_suite(cfg.suite)
     check_video_safety(cfg.safety.video)
     check_prompt_filter(cfg.safety.prompts)
