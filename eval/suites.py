@@ -65,11 +65,16 @@ def check_suite(cfg: SuiteConfig) -> None:
 
 
 def suite_prompts(cfg: SuiteConfig) -> list[SuitePrompt]:
-    """The suite's prompts, its own first, then held-out ones; each prompt once."""
-    found = [SuitePrompt(p.prompt.strip(), p.category) for p in cfg.prompts]
+    """The suite's prompts, its own first, then held-out ones; each prompt once.
+
+    synth never rendered a held-out prompt, so one the suite also lists (say as "seen") counts as held out.
+    """
+    heldout: list[str] = []
     if cfg.heldout is not None:
-        for entry in json.loads(storage.read_text(heldout_path(cfg.heldout))):
-            found.append(SuitePrompt(str(entry["prompt"]).strip(), "heldout"))
+        heldout = [str(entry["prompt"]).strip() for entry in json.loads(storage.read_text(heldout_path(cfg.heldout)))]
+    found = [SuitePrompt(p.prompt.strip(), "heldout" if p.prompt.strip() in heldout else p.category)
+             for p in cfg.prompts]
+    found += [SuitePrompt(prompt, "heldout") for prompt in heldout]
     seen: set[str] = set()
     unique = []
     for p in found:

@@ -42,6 +42,16 @@ def test_shapes_suite_with_synth_heldout(repo, synth_dir) -> None:
     assert all(vocab.parse_caption(p.prompt).color == "green" for p in heldout)
 
 
+def test_a_suite_prompt_synth_held_out_counts_as_held_out(repo, tmp_path) -> None:
+    suite = load(repo, "shapes")
+    first = suite.prompts[0].prompt  # "a red circle moving left slowly ...": held out by holdout=[red+left]
+    (tmp_path / "heldout.json").write_text(json.dumps([{"prompt": first}, {"prompt": "a red square moving left"}]))
+    suite.heldout = str(tmp_path)
+    prompts = suite_prompts(suite)
+    assert [p.prompt for p in prompts].count(first) == 1 and len(prompts) == len(suite.prompts) + 1
+    assert {p.prompt for p in prompts if p.category == "heldout"} == {first, "a red square moving left"}
+
+
 def test_bad_suites_raise(repo, tmp_path) -> None:
     suite = load(repo, "general")
     with pytest.raises(ConfigError, match="unknown metric"):
