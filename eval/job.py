@@ -7,7 +7,9 @@ output); each one's prompt comes from its JSON sidecar (`prompt`, or synth's `ca
 to. Every prompt goes through the prompt filter and every video through the NudeNet check; the
 output folder gets results.parquet, summary.json, report.html and previews/, and the tracker a
 table per suite and the summary metrics. The stages are functions over (videos, prompts), so a
-sampling front end can hand its generated folder to `evaluate` the same way.
+sampling front end can hand its generated folder to `evaluate` the same way. Optional scorers that
+load weights (clip_score, aesthetics, and FVD, a set-level score in summary.json) read them from the
+local paths under `models.*` (eval/metrics/models.py), never from the network.
 
 With `checkpoint=` (one path or a list), the suite's prompts go through the prompt filter first:
 blocked prompts are not sampled, and are reported with the flagged ones. The rest are sampled from
@@ -36,7 +38,7 @@ from reelforge.eval.generate import (
     sample_checkpoints,
     samples_folder,
 )
-from reelforge.eval.metrics import Column, build_metrics
+from reelforge.eval.metrics import Column, ModelContext, ModelsConfig, build_metrics, check_models
 from reelforge.eval.prompt_filter import PromptFilter, PromptFilterConfig, PromptVerdict, check_prompt_filter
 from reelforge.eval.report import ReportConfig, render_checkpoints_report, render_report, write_report
 from reelforge.eval.results import (
@@ -46,6 +48,7 @@ from reelforge.eval.results import (
     checkpoints_summary,
     read_summaries,
     results_table,
+    set_metric_summary,
     write_results,
     write_summary,
 )
@@ -95,6 +98,8 @@ class EvalSettings:
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     # The HTML report and the result sets it compares with.
     report: ReportConfig = field(default_factory=ReportConfig)
+    # Local weights of the optional scorers (clip_score, aesthetics, fvd), needed only when suite.metrics lists them.
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
 
 @dataclass
@@ -130,6 +135,7 @@ def check(cfg: EvalConfig) -> None:
 def check_scoring(cfg: EvalSettings) -> None:
     """The suite, safety, decoding, preview and report settings (what `check` checks of any mode)."""
     check_suite(cfg.suite)
+    check_models(cfg.suite.metrics, cfg.models, cfg.clip)
     check_video_safety(cfg.safety.video)
     check_prompt_filter(cfg.safety.prompts)
     c = cfg.clip
@@ -158,11 +164,12 @@ def check_prompts(cfg: PromptFilterConfig, prompts: list[str]) -> list[PromptVer
 
 
 def score_set(cfg: EvalConfig, videos: list[VideoInput], verdicts: list[PromptVerdict] | None = None,
-              extra: dict[str, Any] | None = None) -> ScoredSet:
+              extra: dict[str, Any] | None = None, cache: str | None = None) -> ScoredSet:
     """Score `videos` against the suite; write results, summary (plus `extra`), previews and report to cfg.output.
 
     `verdicts`: the prompt filter's verdicts already made (checkpoint mode checks the suite before sampling);
-    prompts they lack are checked here.
+    prompts they lack are checked here. `cache`: where metrics keep features derived from weights (FVD's
+    reference features); null: <output>/fvd_reference.
     """
     suite = suite_prompts(cfg.suite)
     categories = {p.prompt: p.category for p in suite}
@@ -173,7 +180,8 @@ def score_set(cfg: EvalConfig, videos: list[VideoInput], verdicts: list[PromptVe
     verdicts = [known[p] for p in distinct if p in known]
     by_prompt = {v.prompt: v for v in verdicts}
 
-    metrics = build_metrics(cfg.suite.metrics)
+    metrics = build_metrics(cfg.suite.metrics, ModelContext(
+        models=cfg.models, clip=cfg.clip, cache=cache or storage.join(cfg.output, "fvd_reference")))
     columns: list[Column] = [c for m in metrics for c in m.columns]
     safety = VideoSafety(cfg.safety.video) if cfg.safety.video.enabled else None
     if safety is not None:
@@ -200,6 +208,7 @@ def score_set(cfg: EvalConfig, videos: list[VideoInput], verdicts: list[PromptVe
     label = cfg.label or os.path.basename(os.path.normpath(cfg.samples or cfg.output))
     summary = build_summary(label=label, suite=cfg.suite.name, samples=str(cfg.samples), table=table,
                             metric_columns=columns, verdicts=verdicts, coverage=coverage)
+    summary["metrics"].update(set_metric_summary(metrics, [r["path"] for r in rows if r["error"] is None]))
     summary.update(extra or {})
     write_results(table, cfg.output)
     write_summary(summary, cfg.output)
@@ -244,7 +253,8 @@ def run_checkpoints(cfg: EvalConfig, ctx: Any) -> dict[str, Any]:
         one = dataclasses.replace(cfg, output=storage.join(cfg.output, c.label), label=c.label,
                                   samples=samples_folder(cfg.output, c.label), checkpoint=None, labels=[])
         sets.append(score_set(one, videos[c.label], verdicts, extra={
-            "checkpoint": c.folder, "checkpoint_step": c.step, "sampling": sampling}))
+            "checkpoint": c.folder, "checkpoint_step": c.step, "sampling": sampling},
+            cache=storage.join(cfg.output, "fvd_reference")))  # one reference cache for all checkpoints
     earlier = [s for folder in cfg.report.compare for s in read_summaries(folder)]
     comparison = compare([*earlier, *(s.summary for s in sets)], cfg.report.regression_tolerance)
     summary = checkpoints_summary(suite=cfg.suite.name, sets=sets, verdicts=verdicts, prompts=len(prompts),

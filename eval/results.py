@@ -2,8 +2,10 @@
 
 Metric columns come from the metrics' own declarations; a summary metric is the mean over the
 videos that have a value (a bool column's mean is the share of True), with its count, so a
-null score never counts as zero. A checkpoint eval writes one such set per checkpoint and, above
-them, a summary.json that lists the checkpoints (`checkpoints_summary`); `read_summaries` reads either.
+null score never counts as zero. A set-level metric (FVD) has one value for the whole set, kept under
+`mean` too (with `scope: "set"`), so comparisons, reports and trackers read it like the others. A
+checkpoint eval writes one such set per checkpoint and, above them, a summary.json that lists the
+checkpoints (`checkpoints_summary`); `read_summaries` reads either.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reelforge.eval.metrics import Column
+from reelforge.eval.metrics import Column, Metric
 from reelforge.eval.prompt_filter import PromptVerdict
 from reelforge.platform import storage
 
@@ -65,6 +67,21 @@ def metric_summary(table: pa.Table, metric_columns: list[Column]) -> dict[str, d
                   (isinstance(v, float) and math.isnan(v))]
         mean = sum(float(v) for v in values) / len(values) if values else None
         out[col.name] = {"mean": mean, "count": len(values), "better": col.better, "doc": col.doc}
+    return out
+
+
+def set_metric_summary(metrics: list[Metric], scored_paths: list[str]) -> dict[str, dict[str, Any]]:
+    """Each set-level column's value over the videos scored without error, shaped like `metric_summary`'s entries
+    (the value under `mean`) plus `scope: "set"` and the metric's details."""
+    out = {}
+    for m in metrics:
+        if not m.set_columns:
+            continue
+        found = m.summarize(scored_paths)
+        for col in m.set_columns:
+            entry = dict(found[col.name])
+            out[col.name] = {"mean": entry.pop("value"), "count": entry.pop("count"), "better": col.better,
+                             "doc": col.doc, "scope": "set", **entry}
     return out
 
 

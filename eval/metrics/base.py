@@ -3,6 +3,9 @@
 A metric declares its columns (with which direction is better, so reports can call a change a
 regression), loads heavy state in `setup()`, and returns one value per column from `score(clip)`:
 a float, a string or a bool, or None when the video gives no answer (never a sentinel like -1).
+A metric that loads weights names its keys of the eval settings' `models:` block in `needs` and is
+built with a ModelContext; a set-level metric (FVD) declares `set_columns` and gives one value per
+result set from `summarize` after the last `score`.
 """
 
 from __future__ import annotations
@@ -30,9 +33,19 @@ class Metric(abc.ABC):
 
     name: ClassVar[str]
     columns: ClassVar[tuple[Column, ...]]
+    # Keys of the eval settings' `models:` block whose local weights this metric loads ("clip", "fvd.i3d"):
+    # a metric naming any is built as cls(context: ModelContext), and check() requires them when it is listed.
+    needs: ClassVar[tuple[str, ...]] = ()
+    # Columns with one value for the whole result set (summary.json, not results.parquet), from `summarize`.
+    set_columns: ClassVar[tuple[Column, ...]] = ()
 
     def setup(self) -> None:  # noqa: B027 - optional hook: most metrics load nothing
         """Load models or tables once, before the first `score`."""
+
+    def summarize(self, paths: list[str]) -> dict[str, dict[str, Any]]:
+        """Per `set_columns` name: {"value": float | None, "count": videos it covers, **details}, over the
+        videos at `paths` (those scored without an error), after the last `score`."""
+        return {}
 
     @abc.abstractmethod
     def score(self, clip: Clip) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def test_same_input_same_results(evaluated) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     ((), "samples= is required"),
     (("samples=/nonexistent/videos",), "does not exist"),
-    (("samples=.", "suite.metrics=[sharpness,clip_score]"), "unknown metric"),
+    (("samples=.", "suite.metrics=[sharpness,not_a_metric]"), "unknown metric"),
     (("samples=.", "suite.heldout=/nonexistent"), "heldout.json does not exist"),
     (("samples=.", "safety.prompts.flag_similarity=0.9", "safety.prompts.block_similarity=0.5"), "flag_similarity"),
 ])

@@ -55,7 +55,7 @@ def test_a_suite_prompt_synth_held_out_counts_as_held_out(repo, tmp_path) -> Non
 def test_bad_suites_raise(repo, tmp_path) -> None:
     suite = load(repo, "general")
     with pytest.raises(ConfigError, match="unknown metric"):
-        check_suite(SuiteConfig(metrics=["sharpness", "fvd"]))
+        check_suite(SuiteConfig(metrics=["sharpness", "not_a_metric"]))
     suite.heldout = str(tmp_path)
     with pytest.raises(ConfigError, match="heldout.json does not exist"):
         check_suite(suite)
