@@ -1,5 +1,6 @@
-"""`reelforge demo` end to end on the embedded default: synth + real sample videos -> ingested dataset ->
-a DiT trained on 2 Ray Train workers -> its checkpoints sampled and scored -> the HTML report."""
+"""`reelforge demo` end to end on the embedded default: synth videos -> ingested dataset -> a DiT trained on
+2 Ray Train workers -> its checkpoints sampled and scored -> the HTML report. The real sample videos are
+left out here to keep CI short (ingesting them is tested in tests/data); `make demo` includes them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import webdataset as wds
 
 from tests.conftest import run_cli
 
-TINY = ("synth.num_videos=6", "train.trainer.max_steps=4", "train.trainer.checkpoint_every_steps=2",
+TINY = ("synth.num_videos=10", "sample_videos=false", "train.trainer.max_steps=4", "train.trainer.checkpoint_every_steps=2",
         "train.loader.batch_size=2", "train.loader.shuffle_buffer=4", "eval.sampling.steps=2",
         "tracking.backend=none")
 
@@ -23,13 +24,12 @@ def test_demo_runs_the_whole_loop_on_embedded_ray(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["dataset", "eval", "logs", "run", "sources.txt", "synth"]
     assert "held-out prompts" in proc.stdout and "clips in the dataset" in proc.stdout
 
-    # Ingest: synthetic and real sources, shards that match the manifest.
+    # Ingest: the synthetic sources, shards that match the manifest.
     manifest = pq.read_table(out / "dataset" / "manifest.parquet").to_pylist()
     sources = {row["source_uri"].rsplit("/", 1)[-1] for row in manifest}
-    assert any(s.startswith("shapes_") for s in sources), sources
-    assert sources & {"bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"}, sources
+    assert sources and all(s.startswith("shapes_") for s in sources), sources
     run = json.loads((out / "dataset" / "stats.json").read_text())["last_run"]
-    assert run["sources"]["seen"] == 6 + 3 and run["sources"]["adds_up"] and run["clips"]["adds_up"]
+    assert run["sources"]["seen"] == 10 and run["sources"]["adds_up"] and run["clips"]["adds_up"]
     shards = sorted(str(p) for p in (out / "dataset" / "shards").glob("*.tar"))
     keys = [s["__key__"] for s in wds.WebDataset(shards, shardshuffle=False)]
     assert sorted(keys) == sorted(row["clip_id"] for row in manifest)
