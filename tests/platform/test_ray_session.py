@@ -73,7 +73,9 @@ def test_a_signal_stops_the_embedded_ray(sig, tmp_path):
             print("interrupted", flush=True)
             sys.exit(130)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    # A signal an earlier test left ignored in this process would stay ignored in the child: reset it.
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     session_dir = proc.stdout.readline().strip()
     assert session_dir, "the child did not start Ray"
     assert _session_processes(session_dir), "Ray's processes should be running"
