@@ -73,24 +73,25 @@ def sample_video_paths() -> list[str]:
     return [str(folder / name) for name in DEMO_VIDEOS]
 
 
+def stage_config(cfg: DemoConfig, root: type, settings: Any, output: str, **set_by_demo: Any) -> Any:
+    """A stage job's root config: the demo's settings for it, `set_by_demo` on top, the demo's output
+    folder for the stage, and the demo's tracking, log level and Ray cluster."""
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    return root(**{**fields, **set_by_demo}, output=output, tracking=cfg.tracking, log_level=cfg.log_level,
+                cluster=cfg.cluster)
+
+
 def ingest_config(cfg: DemoConfig, source: str, dataset: str) -> IngestConfig:
-    settings = {f.name: getattr(cfg.ingest, f.name) for f in dataclasses.fields(IngestSettings)}
-    settings["input"] = source
-    return IngestConfig(**settings, output=dataset, tracking=cfg.tracking, log_level=cfg.log_level,
-                        cluster=cfg.cluster)
+    return stage_config(cfg, IngestConfig, cfg.ingest, dataset, input=source)
 
 
 def train_config(cfg: DemoConfig, dataset: str, run: str) -> TrainJobConfig:
-    settings = {f.name: getattr(cfg.train, f.name) for f in dataclasses.fields(TrainSettings)}
-    settings["dataset"] = dataset
-    return TrainJobConfig(**settings, output=run, tracking=cfg.tracking, log_level=cfg.log_level, cluster=cfg.cluster)
+    return stage_config(cfg, TrainJobConfig, cfg.train, run, dataset=dataset)
 
 
 def eval_config(cfg: DemoConfig, checkpoints: list[str], heldout: str | None, output: str) -> EvalConfig:
-    settings = {f.name: getattr(cfg.eval, f.name) for f in dataclasses.fields(EvalSettings)}
-    settings.update(checkpoint=checkpoints, samples=None,
-                    suite=dataclasses.replace(cfg.eval.suite, heldout=heldout or cfg.eval.suite.heldout))
-    return EvalConfig(**settings, output=output, tracking=cfg.tracking, log_level=cfg.log_level, cluster=cfg.cluster)
+    suite = dataclasses.replace(cfg.eval.suite, heldout=heldout or cfg.eval.suite.heldout)
+    return stage_config(cfg, EvalConfig, cfg.eval, output, checkpoint=checkpoints, samples=None, suite=suite)
 
 
 def check(cfg: DemoConfig) -> None:
