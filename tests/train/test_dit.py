@@ -7,7 +7,7 @@ import torch
 
 from reelforge.platform.config import ConfigError
 from reelforge.train.models.dit import DiT, DiTConfig, check_config, count_parameters, load_preset
-from reelforge.train.models.embed import Rope3D, apply_rope, grid_positions, patchify, unpatchify
+from reelforge.train.models.embed import Rope3D, apply_rope, grid_positions, patchify, sincos_3d, unpatchify
 
 
 def tiny_cfg(**kw) -> DiTConfig:
@@ -55,6 +55,32 @@ def test_rope_scores_depend_only_on_relative_position():
     # Each axis matters: moving only the width position of the keys changes the scores.
     moved = apply_rope(k, *rope(pos + torch.tensor([0.0, 0.0, 1.0])))
     assert not torch.allclose(apply_rope(q, *rope(pos)) @ moved.transpose(-1, -2), scores[0], atol=1e-3)
+
+
+def test_sincos_features_give_every_grid_position_its_own_row():
+    pos = grid_positions((8, 4, 4))
+    table = sincos_3d(pos, dim=130, time_fraction=0.25, theta=100.0)
+    assert table.shape == (128, 130)
+    assert torch.equal(table[:, 128:], torch.zeros(128, 2))  # channels past the three axes stay zero
+    assert len({tuple(row.tolist()) for row in table}) == 128
+    # Time, height and width channels each follow their own axis only: tokens of one frame share the time part.
+    assert torch.equal(table[0, :32], table[15, :32]) and not torch.equal(table[0, :32], table[16, :32])
+
+
+@pytest.mark.parametrize("sincos", [False, True])
+def test_sincos_positions_let_tokens_know_where_they_are(sincos):
+    """A video whose every patch is the same: RoPE only moves attention scores, and the values are all equal, so
+    every token's output is the same; with sin-cos position features each frame and place gets its own output."""
+    model = randomize(DiT(tiny_cfg(sincos_positions=sincos, rope_theta=100.0)))
+    x = torch.randn(1, 3, 1, 2, 2).repeat(1, 1, 4, 4, 4)  # (1, 3, 4, 8, 8): one (1, 2, 2) patch tiled
+    text, mask = torch.randn(1, 5, 12), torch.ones(1, 5, dtype=torch.bool)
+    with torch.no_grad():
+        tokens = patchify(model(x, torch.tensor([0.5]), text, mask), (1, 2, 2))[0]  # (64, 12)
+    spread = (tokens - tokens.mean(dim=0)).abs().max().item()
+    if sincos:
+        assert spread > 1e-2
+    else:
+        assert spread < 1e-4
 
 
 @pytest.mark.parametrize("text_attention", ["cross", "joint"])

@@ -125,7 +125,7 @@ def inputs(shape: tuple[int, ...], sizes: list[list[int]] | None) -> tuple[torch
 CASES = [
     ("odd token count, mixed-size batch", (2, 3, 3, 6, 6), [[3, 6, 6], [2, 4, 5]], {}),
     ("odd token count, no mask", (2, 3, 1, 6, 6), None, {}),
-    ("even token count, no padding", (2, 3, 2, 4, 4), None, {}),
+    ("even token count, no padding, sin-cos positions", (2, 3, 2, 4, 4), None, {"sincos_positions": True}),
     ("four heads, activation checkpointing", (2, 3, 3, 6, 6), [[3, 6, 6], [1, 6, 3]],
      {"num_heads": 4, "gradient_checkpointing": True}),
 ]

@@ -2,7 +2,9 @@
 
 Positions are never a learned table: each token's (t, h, w) grid index rotates its queries and
 keys (RoPE, Su et al. 2021, split across the three axes as in HunyuanVideo and Wan 2.1), so one
-model takes any T, H, W and attention scores depend only on relative offsets.
+model takes any T, H, W and attention scores depend only on relative offsets. Optionally the same
+index also adds fixed sin-cos features to each token (`sincos_3d`, as Latte, Open-Sora 1.x and
+CogVideoX-2B), which tells a token where in the clip it is: which frame, how far from the edges.
 """
 
 from __future__ import annotations
@@ -67,6 +69,19 @@ def rope_axis_dims(head_dim: int, time_fraction: float) -> tuple[int, int, int]:
     dt = 2 * int(head_dim * time_fraction / 2)
     dh = 2 * ((head_dim - dt) // 4)
     return dt, dh, dh
+
+
+def sincos_3d(positions: torch.Tensor, dim: int, time_fraction: float, theta: float) -> torch.Tensor:
+    """(N, 3) (t, h, w) positions -> (N, dim) fixed features: per axis, sines and cosines of the position
+    at periods theta^(i / half) for i < half; the axes split `dim` as RoPE splits a head (`rope_axis_dims`)."""
+    feats = []
+    for axis, width in enumerate(rope_axis_dims(dim, time_fraction)):
+        half = width // 2
+        freqs = theta ** (-torch.arange(half, device=positions.device, dtype=torch.float32) / half)
+        angles = positions[:, axis:axis + 1].float() * freqs[None, :]  # (N, half)
+        feats += [angles.sin(), angles.cos()]
+    out = torch.cat(feats, dim=-1)  # (N, dt + 2 dh)
+    return F.pad(out, (0, dim - out.shape[-1]))
 
 
 class Rope3D(nn.Module):
