@@ -41,7 +41,8 @@ from reelforge.platform.logs import progress
 
 log = logging.getLogger(__name__)
 # Bump when a change to the steps' code changes what they write, so old sources count as stale.
-CODE_VERSION = 2  # 2: BRISQUE computed here (differs from the package by rounding only)
+# 2: BRISQUE computed here (differs from the package by rounding only); 3: clips' YUV from OpenCV, not swscale.
+CODE_VERSION = 3
 PROGRESS_LOG_S = 10.0  # seconds between progress lines in the log
 
 

@@ -12,6 +12,7 @@ node dies (Ray Data's defaults: tasks `max_retries=-1`, actors `max_restarts=-1`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,17 +26,39 @@ _WORKER_STEPS: dict[str, Step] = {}
 
 
 def run_local(steps: list[Step], rows: list[Row], sources_per_batch: int = 1) -> Iterator[list[Row]]:
-    """Push `sources_per_batch` source rows at a time through every step in this process."""
-    for start in range(0, len(rows), sources_per_batch):
-        batch = [{**r, "status": r.get("status") or schema.OK} for r in rows[start:start + sources_per_batch]]
-        for step in steps:
-            size = step.resources.batch_size
-            batch = [out for i in range(0, len(batch), size) for out in step.run_rows(batch[i:i + size])]
-        yield batch
+    """Push `sources_per_batch` source rows at a time through every step in this process, on one core.
+
+    OpenCV runs single-threaded meanwhile, as in a Ray worker (the caller's setting is restored after).
+    """
+    with _opencv_threads(1):
+        for start in range(0, len(rows), sources_per_batch):
+            batch = [{**r, "status": r.get("status") or schema.OK} for r in rows[start:start + sources_per_batch]]
+            for step in steps:
+                size = step.resources.batch_size
+                batch = [out for i in range(0, len(batch), size) for out in step.run_rows(batch[i:i + size])]
+            yield batch
+
+
+@contextlib.contextmanager
+def _opencv_threads(count: int) -> Iterator[None]:
+    """OpenCV's thread pool size for a while. The in-process runner is the one-core pipeline (the throughput
+    benchmark compares it with one decoding process): every other library in the steps already runs on one
+    thread. On 256x144 frames this costs no measurable time (OpenCV splits little work that small)."""
+    import cv2
+
+    saved = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(saved)
 
 
 def _one_thread_per_worker() -> None:
-    """Ray runs one worker per core already; OpenCV's own thread pool would make them fight over cores."""
+    """Ray runs one worker per core already; OpenCV's own thread pool would make them fight over cores.
+
+    decord, PyAV, onnxruntime and torch are held to one thread where each step opens them; OpenMP and
+    BLAS by OMP_NUM_THREADS, which the Ray session sets for its workers."""
     import cv2
 
     cv2.setNumThreads(1)

@@ -29,3 +29,14 @@ def test_vlm_captioner_as_a_ray_actor_pool(ray_local, tmp_path, synth_dir, tiny_
     assert stats["last_run"]["clips"]["written"] == len(manifest) > 0
     assert set(manifest.captioner) == {"vlm"} and manifest.caption.str.len().min() > 0
     assert manifest.source_caption.notna().all()  # the original caption is kept beside the new one
+
+
+def test_ray_workers_run_opencv_on_one_thread(ray_local) -> None:
+    import json
+
+    from test_runner import source_rows, thread_probe
+
+    from reelforge.data.runner import run_ray
+
+    rows = [r for batch in run_ray([thread_probe()], source_rows(4), 2) for r in batch]
+    assert [json.loads(r["source_meta"])["cv2_threads"] for r in rows] == [1, 1, 1, 1]

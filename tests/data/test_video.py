@@ -35,3 +35,16 @@ def test_pyav_path_agrees_with_decord_where_both_work():
     data = encode_mp4(video, EncodeSettings(fps=8.0))
     by_decord, by_av = decode_frames(data, [1, 5]), _decode_with_av(data, [1, 5], None)
     assert np.abs(by_decord.astype(int) - by_av.astype(int)).max() <= 3
+
+
+@pytest.mark.parametrize("height,width", [(144, 256), (33, 47)])
+def test_colours_survive_the_round_trip(height, width):
+    # The encoder is fed BT.601 limited-range YUV (OpenCV's I420), which decoders assume: a full-range
+    # or swapped-channel conversion would move these flat colours by 10 or more levels.
+    colours = [(220, 40, 40), (40, 190, 70), (40, 90, 230), (235, 215, 40), (0, 0, 0), (255, 255, 255), (128, 128, 128)]
+    video = np.stack([np.full((height, width, 3), c, np.uint8) for c in colours])
+    frames = decode_frames(encode_mp4(video, EncodeSettings(fps=8.0)))
+    assert frames.shape == (len(colours), height + height % 2, width + width % 2, 3)  # odd sides padded by one
+    frames = frames[:, :height, :width]
+    error = np.abs(frames.astype(int) - video.astype(int)).reshape(len(colours), -1, 3).mean(axis=1)
+    assert error.max() < 3, error

@@ -1,0 +1,45 @@
+"""The runners hold OpenCV to one thread while the steps run, as the one-core pipeline they stand for."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+
+from reelforge.data.runner import run_local
+from reelforge.data.step import Row, Step
+
+
+def thread_probe() -> Step:
+    """A step that writes the OpenCV thread count it runs under into each source row.
+
+    Defined inside a function so that Ray pickles the class by value (workers cannot import test modules).
+    """
+
+    class ThreadProbe(Step):
+        name = "thread_probe"
+        level = "source"
+
+        def process(self, rows: list[Row]) -> list[Row]:
+            import cv2
+
+            for row in rows:
+                row["source_meta"] = json.dumps({"cv2_threads": cv2.getNumThreads()})
+            return rows
+
+    return ThreadProbe()
+
+
+def source_rows(n: int) -> list[Row]:
+    return [{"source_uri": f"mem://{i}.mp4", "source_index": i, "source_hash": f"{i:032x}"} for i in range(n)]
+
+
+def test_local_runner_runs_opencv_on_one_thread_and_restores_the_callers_setting() -> None:
+    saved = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        rows = [r for batch in run_local([thread_probe()], source_rows(3), 2) for r in batch]
+        assert [json.loads(r["source_meta"])["cv2_threads"] for r in rows] == [1, 1, 1]
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(saved)
