@@ -102,7 +102,8 @@ def precision_dtype(cfg: TrainerConfig, device: torch.device) -> torch.dtype:
 
 def deepspeed_config(cfg: TrainerConfig, micro_batch: int, world_size: int, device: torch.device) -> dict[str, Any]:
     """The DeepSpeed config dict of a trainer profile."""
-    zero: dict[str, Any] = {"stage": cfg.zero_stage}
+    zero: dict[str, Any] = {"stage": cfg.zero_stage, "contiguous_gradients": (
+        device.type == "cuda" if cfg.contiguous_gradients is None else cfg.contiguous_gradients)}
     if cfg.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": device.type == "cuda"}
     torch_adam = cfg.optimizer_impl == "torch"

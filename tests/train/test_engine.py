@@ -15,7 +15,7 @@ CPU, GPU = torch.device("cpu"), torch.device("cuda", 0)
 
 def test_zero_stage_batch_and_clipping():
     ds = deepspeed_config(TrainerConfig(zero_stage=3, grad_accum_steps=4, grad_clip=0.5), 8, 2, CPU)
-    assert ds["zero_optimization"] == {"stage": 3}
+    assert ds["zero_optimization"] == {"stage": 3, "contiguous_gradients": False}
     assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"], ds["train_batch_size"]) == (8, 4, 64)
     assert ds["gradient_clipping"] == 0.5 and ds["optimizer"]["type"] == "AdamW"
     assert ds["optimizer"]["params"]["torch_adam"] is True
@@ -35,6 +35,13 @@ def test_optimizer_offload():
     assert ds["zero_force_ds_cpu_optimizer"] is False  # torch's AdamW, nothing to compile
     native = deepspeed_config(TrainerConfig(offload_optimizer=True, optimizer_impl="deepspeed"), 2, 1, GPU)
     assert native["zero_force_ds_cpu_optimizer"] is True and native["optimizer"]["params"]["torch_adam"] is False
+
+
+def test_contiguous_gradients_on_gpu_only_unless_set():
+    assert deepspeed_config(TrainerConfig(), 1, 1, CPU)["zero_optimization"]["contiguous_gradients"] is False
+    assert deepspeed_config(TrainerConfig(), 1, 1, GPU)["zero_optimization"]["contiguous_gradients"] is True
+    forced = TrainerConfig(contiguous_gradients=True)
+    assert deepspeed_config(forced, 1, 1, CPU)["zero_optimization"]["contiguous_gradients"] is True
 
 
 def test_a_build_lock_left_by_a_killed_run_does_not_hang_the_next(tmp_path):

@@ -184,9 +184,9 @@ def _engine_gradients(rank: int) -> None:
     model = randomized(cfg)  # the reference: one process, plain autograd
     ref = flow.training_loss(model, x, text, mask, generator=noise())
     ref.loss.backward()
-    for zero_stage in (0, 2):  # what Trainer.micro_step does
-        engine = wrap(randomized(cfg, group), TrainerConfig(zero_stage=zero_stage, device="cpu", precision="fp32"),
-                      2, info)
+    for zero_stage, contiguous in ((0, None), (2, None), (2, True)):  # what Trainer.micro_step does
+        engine = wrap(randomized(cfg, group), TrainerConfig(zero_stage=zero_stage, device="cpu", precision="fp32",
+                                                            contiguous_gradients=contiguous), 2, info)
         out = flow.training_loss(engine, x, text, mask, generator=noise())
         engine.backward(out.loss * layout.grad_scale)
         assert out.loss.item() == pytest.approx(ref.loss.item(), rel=1e-5)
