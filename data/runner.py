@@ -5,7 +5,7 @@ Steps without an actor pool run as Ray tasks (which Ray Data fuses, so a clip's 
 worker from decode to the last step; a task takes `sources_per_task` sources and every step sees all
 their rows in one call); a step with `resources.actors` set runs as an actor pool, in batches of its
 `resources.batch_size`, that calls `setup()` once per actor. Output is streamed back in source order
-(`preserve_order`), which makes shard contents deterministic. Tasks and actors are retried when a
+(`in_source_order`), which makes shard contents deterministic. Tasks and actors are retried when a
 node dies (Ray Data's defaults: tasks `max_retries=-1`, actors `max_restarts=-1` and
 `max_task_retries=-1`), so a lost worker costs time, not rows.
 """
@@ -13,13 +13,13 @@ node dies (Ray Data's defaults: tasks `max_retries=-1`, actors `max_restarts=-1`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from reelforge.data import schema
-from reelforge.data.step import Row, Step
+from reelforge.data.step import Row, Step, is_source
 
 # Steps already set up in this worker process, by their settings: tasks reuse them across batches.
 _WORKER_STEPS: dict[str, Step] = {}
@@ -110,10 +110,39 @@ def run_ray(steps: list[Step], rows: list[Row], sources_per_task: int = 4) -> It
             # one core. Only the first task step sets it; the others take whole blocks.
             first = step is next(s for s in steps if not s.resources.actors)
             ds = ds.map_batches(_run_task, fn_args=(step,), batch_size=sources_per_task if first else None, **common)
+    # Ray Data's preserve_order holds back a finished task's output behind slower earlier ones and
+    # starts later tasks late; the rows are put back in source order here instead (`in_source_order`).
     options = ray.data.DataContext.get_current().execution_options
-    saved, options.preserve_order = options.preserve_order, True
+    saved, options.preserve_order = options.preserve_order, False
     try:
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-            yield batch.to_pylist()
+        batches = (b.to_pylist() for b in ds.iter_batches(batch_format="pyarrow", batch_size=None))
+        yield from in_source_order(batches, [r["source_index"] for r in rows])
     finally:
         options.preserve_order = saved
+
+
+def _source_done(rows: list[Row]) -> bool:
+    """All rows of one source are in: its source-level row (a source rejected before or at decode), or
+    as many clip rows as the decode step made (later steps mark clips, they never drop rows)."""
+    return any(is_source(r) for r in rows) or len(rows) == rows[0]["clips_in_source"]
+
+
+def in_source_order(batches: Iterable[list[Row]], order: list[int]) -> Iterator[list[Row]]:
+    """Rows of `batches` (arriving in any order, a source's rows possibly spread over batches) regrouped
+    by source in `order` (source_index values), each source's clips by clip_index; a source is released
+    as soon as it and every source before it are complete, so only out-of-order rows wait."""
+    pending: dict[int, list[Row]] = {}
+    position = 0
+    for batch in batches:
+        for row in batch:
+            pending.setdefault(row["source_index"], []).append(row)
+        ready: list[Row] = []
+        while position < len(order) and order[position] in pending and _source_done(pending[order[position]]):
+            ready += sorted(pending.pop(order[position]), key=lambda r: r.get("clip_index") or 0)
+            position += 1
+        if ready:
+            yield ready
+    if pending:  # never expected: rows of a source that did not add up; hand them on in order regardless
+        rank = {k: i for i, k in enumerate(order)}
+        yield [row for k in sorted(pending, key=lambda k: rank.get(k, len(rank)))
+               for row in sorted(pending[k], key=lambda r: r.get("clip_index") or 0)]

@@ -43,3 +43,21 @@ def test_local_runner_runs_opencv_on_one_thread_and_restores_the_callers_setting
         assert cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(saved)
+
+
+def clip_rows(source: int, clips: int) -> list[Row]:
+    return [{"source_index": source, "clip_id": f"s{source}c{i}", "clip_index": i, "clips_in_source": clips}
+            for i in range(clips)]
+
+
+def test_rows_come_back_in_source_order_as_soon_as_each_source_is_complete() -> None:
+    from reelforge.data.runner import in_source_order
+
+    rejected = {"source_index": 1, "clip_id": None, "status": "failed"}  # a source row: the whole source
+    a, c = clip_rows(0, 3), clip_rows(2, 2)
+    arrivals = [[c[1], a[2]], [rejected, a[0]], [c[0]], [a[1]]]  # tasks finish out of order, a source split
+    released = [[r.get("clip_id") for r in out] for out in in_source_order(iter(arrivals), [0, 1, 2])]
+    # Nothing can go before source 0 is whole (last batch), then everything goes at once, in order.
+    assert released == [["s0c0", "s0c1", "s0c2", None, "s2c0", "s2c1"]]
+    early = list(in_source_order(iter([a, [rejected], c[::-1]]), [0, 1, 2]))
+    assert [[r.get("clip_id") for r in out] for out in early] == [["s0c0", "s0c1", "s0c2"], [None], ["s2c0", "s2c1"]]
