@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from reelforge.data import schema
-from reelforge.data.step import Row, Step, is_source
+from reelforge.data.step import Row, Step, is_source, row_order
 
 # Steps already set up in this worker process, by their settings: tasks reuse them across batches.
 _WORKER_STEPS: dict[str, Step] = {}
@@ -138,11 +138,11 @@ def in_source_order(batches: Iterable[list[Row]], order: list[int]) -> Iterator[
             pending.setdefault(row["source_index"], []).append(row)
         ready: list[Row] = []
         while position < len(order) and order[position] in pending and _source_done(pending[order[position]]):
-            ready += sorted(pending.pop(order[position]), key=lambda r: r.get("clip_index") or 0)
+            ready += sorted(pending.pop(order[position]), key=row_order)
             position += 1
         if ready:
             yield ready
     if pending:  # never expected: rows of a source that did not add up; hand them on in order regardless
         rank = {k: i for i, k in enumerate(order)}
         yield [row for k in sorted(pending, key=lambda k: rank.get(k, len(rank)))
-               for row in sorted(pending[k], key=lambda r: r.get("clip_index") or 0)]
+               for row in sorted(pending[k], key=row_order)]

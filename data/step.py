@@ -92,7 +92,7 @@ class Step(abc.ABC):
                 row["stage"] = row.get("stage") or self.name
                 for col in schema.BULK_COLUMNS:
                     row[col] = None
-        return sorted(keep + out, key=_order)
+        return sorted(keep + out, key=row_order)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return schema.to_table(_columns(self.run_rows(table.to_pylist()), table.schema), table.schema)
@@ -109,7 +109,8 @@ class Step(abc.ABC):
             return [reject(row, schema.FAILED, f"{self.name}_error", f"{type(err).__name__}: {err}"[:500])]
 
 
-def _order(row: Row) -> tuple[int, int]:
+def row_order(row: Row) -> tuple[int, int]:
+    """Output order: by source, a source's own row before its clips, clips by index."""
     clip = row.get("clip_index")
     return (row.get("source_index") or 0, -1 if clip is None else clip)
 

@@ -3,7 +3,8 @@
 Follows Peebles & Xie, "Scalable Diffusion Models with Transformers" (adaLN-zero blocks), with
 the video-model changes of Sora's report, Open-Sora 2.0, Wan 2.1 and HunyuanVideo: spacetime
 patches of any (T, H, W), 3D RoPE instead of a position table (optionally fixed sin-cos position
-features too), QK-norm, cross-attention to the text encoder's tokens with a mask. An image is a one-frame video. Sizes live in conf/model/*.yaml.
+features too), QK-norm, cross-attention to the text encoder's tokens with a mask. An image is a
+one-frame video. Sizes live in conf/model/*.yaml.
 
 With a sequence-parallel group (train/ulysses.py, DeepSpeed-Ulysses) each rank of the group keeps a
 contiguous slice of the video tokens (padded to a multiple of the group size, padding masked out as
