@@ -71,14 +71,18 @@ def rope_axis_dims(head_dim: int, time_fraction: float) -> tuple[int, int, int]:
     return dt, dh, dh
 
 
+def axis_frequencies(width: int, theta: float) -> torch.Tensor:
+    """(width/2,) float64 angular frequencies theta^(-i / (width/2)) of one axis's channel pairs (RoPE's)."""
+    return theta ** (-torch.arange(0, width, 2, dtype=torch.float64) / width)
+
+
 def sincos_3d(positions: torch.Tensor, dim: int, time_fraction: float, theta: float) -> torch.Tensor:
     """(N, 3) (t, h, w) positions -> (N, dim) fixed features: per axis, sines and cosines of the position
-    at periods theta^(i / half) for i < half; the axes split `dim` as RoPE splits a head (`rope_axis_dims`)."""
+    at RoPE's frequencies (`axis_frequencies`); the axes split `dim` as RoPE splits a head (`rope_axis_dims`)."""
     feats = []
     for axis, width in enumerate(rope_axis_dims(dim, time_fraction)):
-        half = width // 2
-        freqs = theta ** (-torch.arange(half, device=positions.device, dtype=torch.float32) / half)
-        angles = positions[:, axis:axis + 1].float() * freqs[None, :]  # (N, half)
+        freqs = axis_frequencies(width, theta).float().to(positions.device)  # (width/2,)
+        angles = positions[:, axis:axis + 1].float() * freqs[None, :]  # (N, width/2)
         feats += [angles.sin(), angles.cos()]
     out = torch.cat(feats, dim=-1)  # (N, dt + 2 dh)
     return F.pad(out, (0, dim - out.shape[-1]))
@@ -90,7 +94,7 @@ class Rope3D(nn.Module):
     def __init__(self, head_dim: int, time_fraction: float, theta: float) -> None:
         super().__init__()
         self.dims = rope_axis_dims(head_dim, time_fraction)
-        freqs = [theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d) for d in self.dims]
+        freqs = [axis_frequencies(d, theta) for d in self.dims]
         self.register_buffer("freqs", torch.cat(freqs).float(), persistent=False)  # (sum(dims)/2,)
         self.splits = [d // 2 for d in self.dims]
 
