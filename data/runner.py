@@ -5,7 +5,8 @@ Steps without an actor pool run as Ray tasks (which Ray Data fuses, so a clip's 
 worker from decode to the last step; a task takes `sources_per_task` sources and every step sees all
 their rows in one call); a step with `resources.actors` set runs as an actor pool, in batches of its
 `resources.batch_size`, that calls `setup()` once per actor. Output is streamed back in source order
-(`in_source_order`), which makes shard contents deterministic. Tasks and actors are retried when a
+(`in_source_order`), which makes shard contents deterministic, without the columns only steps read
+(`schema.STEP_ONLY_COLUMNS`, emptied by the last step's worker). Tasks and actors are retried when a
 node dies (Ray Data's defaults: tasks `max_retries=-1`, actors `max_restarts=-1` and
 `max_task_retries=-1`), so a lost worker costs time, not rows.
 """
@@ -36,6 +37,8 @@ def run_local(steps: list[Step], rows: list[Row], sources_per_batch: int = 1) ->
             for step in steps:
                 size = step.resources.batch_size
                 batch = [out for i in range(0, len(batch), size) for out in step.run_rows(batch[i:i + size])]
+            for row in batch:
+                row.update(dict.fromkeys(schema.STEP_ONLY_COLUMNS))
             yield batch
 
 
@@ -64,25 +67,35 @@ def _one_thread_per_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _run_task(table: pa.Table, step: Step) -> pa.Table:
+def _run_task(table: pa.Table, step: Step, last: bool) -> pa.Table:
     key = step.cache_key()
     if key not in _WORKER_STEPS:
         _one_thread_per_worker()
         _WORKER_STEPS[key] = step
-    return _WORKER_STEPS[key](table)
+    out = _WORKER_STEPS[key](table)
+    return _without_step_only_columns(out) if last else out
 
 
 class _StepActor:
     """One member of an actor pool: sets its step up once, then serves batches."""
 
-    def __init__(self, step: Step) -> None:
+    def __init__(self, step: Step, last: bool) -> None:
         _one_thread_per_worker()
-        self.step = step
+        self.step, self.last = step, last
         step.setup()
         step._ready = True
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return self.step(table)
+        out = self.step(table)
+        return _without_step_only_columns(out) if self.last else out
+
+
+def _without_step_only_columns(table: pa.Table) -> pa.Table:
+    """`table` with the columns only steps read emptied (all null): what the driver receives."""
+    for name in schema.STEP_ONLY_COLUMNS:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), pa.nulls(table.num_rows, table.schema.field(i).type))
+    return table
 
 
 def run_ray(steps: list[Step], rows: list[Row], sources_per_task: int = 4) -> Iterator[list[Row]]:
@@ -97,28 +110,51 @@ def run_ray(steps: list[Step], rows: list[Row], sources_per_task: int = 4) -> It
     table_schema = schema.row_schema([s.name for s in steps])
     rows = [{**r, "status": r.get("status") or schema.OK} for r in rows]
     table = schema.to_table({k: [r.get(k) for r in rows] for k in table_schema.names}, table_schema)
-    ds = ray.data.from_arrow([table.slice(i, 1) for i in range(table.num_rows)])
-    for step in steps:
-        res = step.resources
-        common: dict[str, Any] = {"batch_format": "pyarrow", "num_cpus": res.num_cpus, "num_gpus": res.num_gpus or None}
-        if res.actors:
-            ds = ds.map_batches(_StepActor, fn_constructor_args=(step,), batch_size=res.batch_size,
-                                compute=ray.data.ActorPoolStrategy(size=res.actors), **common)
-        else:
-            # Ray Data fuses these tasks and bundles its input by the largest batch_size in the chain, counted
-            # in *sources*: the clip steps' batch sizes (8..64) made a few long tasks and a long tail on
-            # one core. Only the first task step sets it; the others take whole blocks.
-            first = step is next(s for s in steps if not s.resources.actors)
-            ds = ds.map_batches(_run_task, fn_args=(step,), batch_size=sources_per_task if first else None, **common)
-    # Ray Data's preserve_order holds back a finished task's output behind slower earlier ones and
-    # starts later tasks late; the rows are put back in source order here instead (`in_source_order`).
-    options = ray.data.DataContext.get_current().execution_options
-    saved, options.preserve_order = options.preserve_order, False
-    try:
+    # A Dataset copies the current DataContext when it is made: the settings go in first.
+    with _execution_settings(ray.data.DataContext.get_current(), single_operator=not any(s.resources.actors
+                                                                                         for s in steps)):
+        ds = ray.data.from_arrow([table.slice(i, 1) for i in range(table.num_rows)])
+        for step in steps:
+            res, last = step.resources, step is steps[-1]
+            common: dict[str, Any] = {"batch_format": "pyarrow", "num_cpus": res.num_cpus,
+                                      "num_gpus": res.num_gpus or None}
+            if res.actors:
+                ds = ds.map_batches(_StepActor, fn_constructor_args=(step, last), batch_size=res.batch_size,
+                                    compute=ray.data.ActorPoolStrategy(size=res.actors), **common)
+            else:
+                # Ray Data fuses these tasks and bundles its input by the largest batch_size in the chain,
+                # counted in *sources*: the clip steps' batch sizes (8..64) made a few long tasks and a long
+                # tail on one core. Only the first task step sets it; the others take whole blocks.
+                first = step is next(s for s in steps if not s.resources.actors)
+                ds = ds.map_batches(_run_task, fn_args=(step, last), batch_size=sources_per_task if first else None,
+                                    **common)
         batches = (b.to_pylist() for b in ds.iter_batches(batch_format="pyarrow", batch_size=None))
         yield from in_source_order(batches, [r["source_index"] for r in rows])
+
+
+@contextlib.contextmanager
+def _execution_settings(context: Any, single_operator: bool) -> Iterator[None]:
+    """Ray Data settings for one run of the pipeline (the caller's are restored after).
+
+    - preserve_order off: it holds back a finished task's output behind slower earlier ones and starts
+      later tasks late; the rows are put back in source order by `in_source_order` instead.
+    - With all steps fused into one task operator, resource reservation off. Reservation divides the
+      cluster between operators, so that none starves another; with one operator there is nothing to
+      divide, and on Ray 2.60 it left every worker idle 0.1-0.2 s between tasks (the operator's budget is
+      recomputed a scheduling round after a task ends) and started only one task until the cluster's size
+      was known, about a second in. Off, the 120-source benchmark went from 22.3 s to 19.3 s on 2 cores.
+      The object store stays bounded (Ray Data's global limit applies either way). Pipelines with an
+      actor pool (a GPU captioner) keep it: there it keeps the CPU steps from running far ahead of the pool.
+    """
+    options = context.execution_options
+    saved = options.preserve_order, context.op_resource_reservation_enabled
+    options.preserve_order = False
+    if single_operator:
+        context.op_resource_reservation_enabled = False
+    try:
+        yield
     finally:
-        options.preserve_order = saved
+        options.preserve_order, context.op_resource_reservation_enabled = saved
 
 
 def _source_done(rows: list[Row]) -> bool:

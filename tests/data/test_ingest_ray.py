@@ -40,3 +40,12 @@ def test_ray_workers_run_opencv_on_one_thread(ray_local) -> None:
 
     rows = [r for batch in run_ray([thread_probe()], source_rows(4), 2) for r in batch]
     assert [json.loads(r["source_meta"])["cv2_threads"] for r in rows] == [1, 1, 1, 1]
+
+
+def test_frame_samples_stay_on_the_ray_workers(ray_local) -> None:
+    from test_runner import assert_samples_reached_the_steps_only, sample_passing_steps, source_rows
+
+    from reelforge.data.runner import run_ray
+
+    assert_samples_reached_the_steps_only([r for batch in run_ray(sample_passing_steps(), source_rows(4), 2)
+                                           for r in batch])

@@ -1,4 +1,5 @@
-"""The runners hold OpenCV to one thread while the steps run, as the one-core pipeline they stand for."""
+"""The runners hold OpenCV to one thread while the steps run, as the one-core pipeline they stand for, put
+rows back in source order, and hand the caller no column that only steps read."""
 
 from __future__ import annotations
 
@@ -28,6 +29,40 @@ def thread_probe() -> Step:
             return rows
 
     return ThreadProbe()
+
+
+def sample_passing_steps() -> list[Step]:
+    """A step that stores frame samples in each source row and one after it that reads them (by value, as above)."""
+
+    class WriteSamples(Step):
+        name = "write_samples"
+        level = "source"
+
+        def process(self, rows: list[Row]) -> list[Row]:
+            for row in rows:
+                row["samples"] = bytes(1000 + row["source_index"])
+            return rows
+
+    class ReadSamples(Step):
+        name = "read_samples"
+        level = "source"
+
+        def process(self, rows: list[Row]) -> list[Row]:
+            for row in rows:
+                row["source_meta"] = json.dumps({"samples_bytes": len(row["samples"])})
+            return rows
+
+    return [WriteSamples(), ReadSamples()]
+
+
+def assert_samples_reached_the_steps_only(rows: list[Row]) -> None:
+    assert [json.loads(r["source_meta"])["samples_bytes"] for r in rows] == [1000 + i for i in range(len(rows))]
+    assert [r["samples"] for r in rows] == [None] * len(rows)
+
+
+def test_the_caller_gets_rows_without_the_columns_only_steps_read() -> None:
+    assert_samples_reached_the_steps_only([r for batch in run_local(sample_passing_steps(), source_rows(3), 2)
+                                           for r in batch])
 
 
 def source_rows(n: int) -> list[Row]:
