@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 from reelforge.data import schema
 from reelforge.data.step import Resources, Row, Step, reject
@@ -42,7 +43,7 @@ def probe_video(uri: str) -> Row:
     # A local file is opened by FFmpeg itself: a Python file object costs a callback per 32 KiB read.
     with contextlib.nullcontext(path) if storage.is_local(uri) else fs.open(path, "rb") as f:
         try:
-            container = av.open(f, mode="r")
+            container = _open(f)
         except av.error.FFmpegError as err:
             raise ValueError(f"unreadable|FFmpeg cannot open it: not a video, or cut off before its index ({err})") from err
         with container:
@@ -76,6 +77,29 @@ def probe_video(uri: str) -> Row:
                        src_width=w, src_height=h, codec=stream.codec_context.name, rotation=rotation,
                        has_audio=bool(container.streams.audio))
             return row
+
+
+# FFmpeg's stream probing decodes frames to estimate what an mp4's header already states (13 ms of a 720p
+# H.264 file's 22 ms probe); with a 32-byte probe size it reads the header alone (1.7 ms). Only for the
+# mp4/mov family, whose sample table gives exact timing: MPEG-TS and MPEG-PS then report a wrong rate.
+HEADER_ONLY = {"probesize": "32", "fpsprobesize": "0"}
+HEADER_IS_ENOUGH = {"mov", "mp4"}
+
+
+def _open(target: Any) -> Any:
+    """`av.open` reading the header alone for an mp4 or mov file with a sized video stream with a rate,
+    otherwise with FFmpeg's full probing; the facts are the same either way."""
+    import av
+
+    container = av.open(target, mode="r", options=HEADER_ONLY)
+    video = container.streams.video[0] if container.streams.video else None
+    if (HEADER_IS_ENOUGH & set(container.format.name.split(",")) and video is not None
+            and video.codec_context.width and video.codec_context.height and (video.average_rate or video.guessed_rate)):
+        return container
+    container.close()
+    if not isinstance(target, str):
+        target.seek(0)
+    return av.open(target, mode="r")
 
 
 class Probe(Step):
