@@ -99,7 +99,8 @@ def _without_step_only_columns(table: pa.Table) -> pa.Table:
 
 
 def run_ray(steps: list[Step], rows: list[Row], sources_per_task: int = 4) -> Iterator[list[Row]]:
-    """Run the steps as a Ray Data pipeline over `rows` (one block per source); stream rows back.
+    """Run the steps as a Ray Data pipeline over `rows` (a block of `sources_per_task` sources per task);
+    stream rows back.
 
     Each fused CPU task carries `sources_per_task` sources through every task step.
     """
@@ -113,7 +114,8 @@ def run_ray(steps: list[Step], rows: list[Row], sources_per_task: int = 4) -> It
     # A Dataset copies the current DataContext when it is made: the settings go in first.
     with _execution_settings(ray.data.DataContext.get_current(), single_operator=not any(s.resources.actors
                                                                                          for s in steps)):
-        ds = ray.data.from_arrow([table.slice(i, 1) for i in range(table.num_rows)])
+        # A block per task: Ray Data runs a task per block (bundling one-source blocks cost a put per source).
+        ds = ray.data.from_arrow([table.slice(i, sources_per_task) for i in range(0, table.num_rows, sources_per_task)])
         for step in steps:
             res, last = step.resources, step is steps[-1]
             common: dict[str, Any] = {"batch_format": "pyarrow", "num_cpus": res.num_cpus,
@@ -122,12 +124,9 @@ def run_ray(steps: list[Step], rows: list[Row], sources_per_task: int = 4) -> It
                 ds = ds.map_batches(_StepActor, fn_constructor_args=(step, last), batch_size=res.batch_size,
                                     compute=ray.data.ActorPoolStrategy(size=res.actors), **common)
             else:
-                # Ray Data fuses these tasks and bundles its input by the largest batch_size in the chain,
-                # counted in *sources*: the clip steps' batch sizes (8..64) made a few long tasks and a long
-                # tail on one core. Only the first task step sets it; the others take whole blocks.
-                first = step is next(s for s in steps if not s.resources.actors)
-                ds = ds.map_batches(_run_task, fn_args=(step, last), batch_size=sources_per_task if first else None,
-                                    **common)
+                # Whole blocks: Ray Data fuses these tasks and would bundle its input by the largest batch_size
+                # in the chain, counted in *sources* (the clip steps' 8..64 made a few long tasks and a long tail).
+                ds = ds.map_batches(_run_task, fn_args=(step, last), batch_size=None, **common)
         batches = (b.to_pylist() for b in ds.iter_batches(batch_format="pyarrow", batch_size=None))
         yield from in_source_order(batches, [r["source_index"] for r in rows])
 
