@@ -141,7 +141,7 @@ def _execution_settings(context: Any, single_operator: bool) -> Iterator[None]:
       cluster between operators, so that none starves another; with one operator there is nothing to
       divide, and on Ray 2.60 it left every worker idle 0.1-0.2 s between tasks (the operator's budget is
       recomputed a scheduling round after a task ends) and started only one task until the cluster's size
-      was known, about a second in. Off, the 120-source benchmark went from 22.3 s to 19.3 s on 2 cores.
+      was known, about a second in. Off, the 120-source benchmark went from 22.3-22.6 s to 19.3-20.2 s on 2 cores.
       The object store stays bounded (Ray Data's global limit applies either way). Pipelines with an
       actor pool (a GPU captioner) keep it: there it keeps the CPU steps from running far ahead of the pool.
     """
