@@ -5,8 +5,9 @@ Steps without an actor pool run as Ray tasks (which Ray Data fuses, so a clip's 
 worker from decode to the last step; a task takes `sources_per_task` sources and every step sees all
 their rows in one call); a step with `resources.actors` set runs as an actor pool, in batches of its
 `resources.batch_size`, that calls `setup()` once per actor. Output is streamed back in source order
-(`in_source_order`), which makes shard contents deterministic, without the columns only steps read
-(`schema.STEP_ONLY_COLUMNS`, emptied by the last step's worker). Tasks and actors are retried when a
+(`in_source_order`), which makes shard contents deterministic. On Ray the columns only steps read
+(`schema.STEP_ONLY_COLUMNS`) are emptied by the last step's worker, so they never travel to the driver;
+in-process they stay (nothing travels, and tests read them). Tasks and actors are retried when a
 node dies (Ray Data's defaults: tasks `max_retries=-1`, actors `max_restarts=-1` and
 `max_task_retries=-1`), so a lost worker costs time, not rows.
 """
@@ -37,8 +38,6 @@ def run_local(steps: list[Step], rows: list[Row], sources_per_batch: int = 1) ->
             for step in steps:
                 size = step.resources.batch_size
                 batch = [out for i in range(0, len(batch), size) for out in step.run_rows(batch[i:i + size])]
-            for row in batch:
-                row.update(dict.fromkeys(schema.STEP_ONLY_COLUMNS))
             yield batch
 
 

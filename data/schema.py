@@ -77,7 +77,7 @@ SCORE_COLUMNS = ("motion", "motion_dx", "motion_dy", "sharpness", "brisque", "ns
                  "brightness", "colors")
 # Columns that never leave the pipeline in a table (bulky bytes live in the shards only).
 BULK_COLUMNS = ("mp4", "samples", "text_tokens")
-# Columns only steps read (scorers and captioners): the runner empties them after the last step, so a
+# Columns only steps read (scorers and captioners): the Ray runner empties them after the last step, so a
 # clip's frame pairs (about 0.9 MB at 256x144) never travel to the driver.
 STEP_ONLY_COLUMNS = ("samples",)
 
