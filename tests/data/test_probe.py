@@ -29,21 +29,6 @@ def test_probe_reads_real_sample(samples) -> None:
     assert 5.0 < r["duration_s"] < 5.5
 
 
-def write_stream(path, fmt: str, codec: str, frames: int = 30, fps: int = 25) -> None:
-    import av
-    import numpy as np
-
-    pixels = (np.random.default_rng(0).random((frames, 144, 176, 3)) * 255).astype(np.uint8)
-    with av.open(str(path), "w", format=fmt) as c:
-        s = c.add_stream(codec, rate=fps)
-        s.width, s.height, s.pix_fmt = 176, 144, "yuv420p"
-        for f in pixels:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-
-
 def test_containers_without_a_full_header_are_probed_in_full(tmp_path) -> None:
     """mp4 facts come from the header alone; MPEG-TS and MPEG-PS read that way report 50 fps for 25 fps video,
     so they get FFmpeg's full probing, from a path and from a file object (object stores) alike."""
@@ -51,13 +36,16 @@ def test_containers_without_a_full_header_are_probed_in_full(tmp_path) -> None:
 
     import av
     import fsspec
+    import numpy as np
+    from ingest_helpers import write_mp4
 
     from reelforge.data import probe
 
     cases = {"x.ts": ("mpegts", "libx264"), "x.mpg": ("mpeg", "mpeg2video"), "x.mp4": ("mp4", "libx264"),
              "x.mkv": ("matroska", "libx264")}
     for name, (fmt, codec) in cases.items():
-        write_stream(tmp_path / name, fmt, codec)
+        pixels = (np.random.default_rng(0).random((30, 144, 176, 3)) * 255).astype(np.uint8)
+        write_mp4(tmp_path / name, pixels, fps=25, format=fmt, codec=codec)
         with mock.patch.object(probe, "_open", lambda target: av.open(target, mode="r")):
             full = probe.probe_video(str(tmp_path / name))
         assert abs(full["src_fps"] - 25) < 0.01 and full["src_frames"] == 30, (name, full)
